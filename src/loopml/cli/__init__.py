@@ -1,0 +1,7 @@
+"""The ``loopml`` command line."""
+
+from __future__ import annotations
+
+from loopml.cli._main import cli, main
+
+__all__ = ["cli", "main"]

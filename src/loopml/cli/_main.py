@@ -1,0 +1,280 @@
+"""The ``loopml`` command: parse arguments, call the library, print tables or JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from loopml.errors import LoopmlError
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+
+
+class _Group(click.Group):
+    """Turns a ``LoopmlError`` anywhere below into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LoopmlError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+def _json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def _uri_option(f: F) -> F:
+    return click.option(
+        "--tracking-uri",
+        default=None,
+        help="A loopml server (http://...) or database URI; default: the configured one.",
+    )(f)
+
+
+def _ms(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="loopml")
+def cli() -> None:
+    """loopml: track, register, serve and monitor models in one tool."""
+
+
+# -- server and demo ---------------------------------------------------------------------------
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def server(host: str, port: int, workers: int) -> None:
+    """Run the loopml server (JSON API under /api/v1, OpenAPI at /docs)."""
+    from loopml.server import run_server
+
+    click.echo(f"loopml server listening on http://{host}:{port} (API docs at /docs)", err=True)
+    run_server(host, port, workers=workers)
+
+
+@cli.command()
+@click.option("--tracking-uri", default=None, help="Track to this server or database instead.")
+@click.option("--experiment", default="loopml-demo", show_default=True)
+def demo(tracking_uri: str | None, experiment: str) -> None:
+    """Train a scikit-learn model with tracking and show what was recorded and where."""
+    from loopml.cli._demo import run_demo
+
+    run_demo(tracking_uri=tracking_uri, experiment=experiment, console=console)
+
+
+# -- experiments -------------------------------------------------------------------------------
+@cli.group(cls=_Group)
+def experiments() -> None:
+    """Experiments."""
+
+
+@experiments.command("list")
+@click.option("--view", type=click.Choice(["active", "deleted", "all"]), default="active")
+@_uri_option
+@_json_option
+def experiments_list(view: str, tracking_uri: str | None, as_json: bool) -> None:
+    """List experiments with their run counts."""
+    from loopml.tracking import Client
+
+    client = Client(tracking_uri)
+    view_type = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}[view]
+    exps = []
+    token = None
+    while True:
+        page = client.search_experiments(view_type, 1000, None, token)
+        exps.extend(page)
+        token = page.token
+        if not token:
+            break
+    if as_json:
+        _print_json([e.to_dict() for e in exps])
+        return
+    table = Table(title=f"Experiments ({len(exps)})")
+    for col in ("id", "name", "stage", "created", "artifact location"):
+        table.add_column(col)
+    for e in exps:
+        table.add_row(
+            e.experiment_id, e.name, e.lifecycle_stage, _ms(e.creation_time), e.artifact_location
+        )
+    console.print(table)
+
+
+# -- runs --------------------------------------------------------------------------------------
+@cli.group(cls=_Group)
+def runs() -> None:
+    """Runs: list, show, search."""
+
+
+def _experiment_ids(client: Any, experiment: str | None) -> list[str]:
+    from loopml.errors import ExperimentNotFound
+
+    if experiment is None:
+        return [client.store.get_default_experiment_id()]
+    if experiment.isdigit():
+        return [client.get_experiment(experiment).experiment_id]
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ExperimentNotFound(f"experiment {experiment!r} does not exist")
+    return [found.experiment_id]
+
+
+def _runs_table(found: list[Any], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("run id", "name", "status", "started", "metrics", "params"):
+        table.add_column(col, overflow="fold")
+    for r in found:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.data.metrics.items())[:6])
+        params = ", ".join(f"{k}={v}" for k, v in sorted(r.data.params.items())[:6])
+        table.add_row(
+            r.info.run_id, r.info.run_name, r.info.status, _ms(r.info.start_time), metrics, params
+        )
+    return table
+
+
+def _search(
+    experiment: str | None,
+    filter_string: str,
+    order_by: tuple[str, ...],
+    max_results: int,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    from loopml.tracking import Client
+
+    client = Client(tracking_uri)
+    ids = _experiment_ids(client, experiment)
+    found = client.search_runs(
+        ids, filter_string, max_results=max_results, order_by=list(order_by)
+    )
+    if as_json:
+        _print_json({"runs": [r.to_dict() for r in found], "next_page_token": found.token})
+        return
+    more = " (more: raise --max-results)" if found.token else ""
+    console.print(_runs_table(list(found), f"Runs of experiment {ids[0]} ({len(found)}){more}"))
+
+
+@runs.command("list")
+@click.option("--experiment", "-e", default=None, help="Experiment name or id (default: Default).")
+@click.option("--max-results", default=100, show_default=True, type=click.IntRange(1, 50_000))
+@_uri_option
+@_json_option
+def runs_list(
+    experiment: str | None, max_results: int, tracking_uri: str | None, as_json: bool
+) -> None:
+    """List the newest runs of an experiment."""
+    _search(experiment, "", (), max_results, tracking_uri, as_json)
+
+
+@runs.command("search")
+@click.option("--experiment", "-e", default=None, help="Experiment name or id (default: Default).")
+@click.option("--filter", "filter_string", default="", help='e.g. "metrics.acc > 0.9".')
+@click.option("--order-by", multiple=True, help='e.g. "metrics.acc DESC"; repeatable.')
+@click.option("--max-results", default=100, show_default=True, type=click.IntRange(1, 50_000))
+@_uri_option
+@_json_option
+def runs_search(
+    experiment: str | None,
+    filter_string: str,
+    order_by: tuple[str, ...],
+    max_results: int,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Search runs with MLflow's filter grammar."""
+    _search(experiment, filter_string, order_by, max_results, tracking_uri, as_json)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@_uri_option
+@_json_option
+def runs_show(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Show one run: info, params, latest metrics, tags, artifacts."""
+    from loopml.tracking import Client
+
+    client = Client(tracking_uri)
+    run = client.get_run(run_id)
+    files = client.list_artifacts(run_id)
+    if as_json:
+        _print_json({**run.to_dict(), "artifacts": [f.to_dict() for f in files]})
+        return
+    info = run.info
+    console.print(f"[bold]{info.run_name}[/bold]  {info.run_id}")
+    console.print(
+        f"experiment {info.experiment_id} · {info.status} · started {_ms(info.start_time)}"
+        f" · ended {_ms(info.end_time)}"
+    )
+    console.print(f"artifacts: {info.artifact_uri}")
+    for title, values in (
+        ("params", run.data.params),
+        ("metrics", run.data.metrics),
+        ("tags", run.data.tags),
+    ):
+        table = Table(title=title)
+        table.add_column("key")
+        table.add_column("value", overflow="fold")
+        for k, v in sorted(values.items()):
+            table.add_row(k, str(v))
+        console.print(table)
+    if files:
+        table = Table(title="artifacts")
+        table.add_column("path")
+        table.add_column("size")
+        for f in files:
+            table.add_row(f.path + ("/" if f.is_dir else ""), "" if f.is_dir else str(f.file_size))
+        console.print(table)
+
+
+# -- database ----------------------------------------------------------------------------------
+@cli.group(cls=_Group)
+def db() -> None:
+    """The metadata database."""
+
+
+@db.command("upgrade")
+@click.option("--database-uri", default=None, help="Default: the configured database.")
+def db_upgrade(database_uri: str | None) -> None:
+    """Upgrade the database schema to this loopml's revision."""
+    from loopml.config import get_settings
+    from loopml.store import upgrade_database
+
+    uri = database_uri or get_settings().resolved_database_uri
+    before, after = upgrade_database(uri)
+    click.echo(f"database schema: {before or 'empty'} -> {after}")
+
+
+@db.command("current")
+@click.option("--database-uri", default=None, help="Default: the configured database.")
+def db_current(database_uri: str | None) -> None:
+    """Print the database's schema revision."""
+    from loopml.config import get_settings
+    from loopml.store import Database
+
+    database = Database(database_uri or get_settings().resolved_database_uri)
+    try:
+        click.echo(database.current_revision() or "empty")
+    finally:
+        database.dispose()
+
+
+def main() -> None:
+    """Entry point of the ``loopml`` console script."""
+    cli(prog_name="loopml")

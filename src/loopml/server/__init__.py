@@ -1,0 +1,8 @@
+"""The control-plane HTTP server: ``/api/v1`` JSON API with an OpenAPI schema, ``/health``."""
+
+from __future__ import annotations
+
+from loopml.server._app import create_app
+from loopml.server._run import run_server
+
+__all__ = ["create_app", "run_server"]

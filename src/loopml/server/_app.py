@@ -1,0 +1,98 @@
+"""Assembles the control-plane ASGI app: routers, error handlers, health."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import loopml
+from loopml.config import Settings, get_settings
+from loopml.errors import InvalidInput, LoopmlError
+from loopml.tracking import SqlTrackingStore
+
+_log = logging.getLogger("loopml.server")
+
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_uri: str | None = None,
+    artifact_uri: str | None = None,
+) -> FastAPI:
+    """The loopml server app over the configured (or given) database and artifact root."""
+    from loopml.server._tracking_api import router as tracking_router
+
+    settings = settings or get_settings()
+    store = SqlTrackingStore(
+        database_uri or settings.resolved_database_uri,
+        artifact_uri or settings.resolved_artifact_uri,
+        workspace=settings.workspace,
+    )
+    app = FastAPI(
+        title="loopml",
+        version=loopml.__version__,
+        description="The loopml control plane: experiment tracking (more capabilities follow).",
+    )
+    app.router.redirect_slashes = False
+    app.state.tracking_store = store
+    app.include_router(tracking_router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        """Liveness and the database's schema revision."""
+        return {"status": "ok", "version": loopml.__version__}
+
+    app.add_exception_handler(LoopmlError, _loopml_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """The one error body shape: ``{"error_code", "message"}``."""
+    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+
+async def _loopml_error(request: Request, exc: LoopmlError) -> JSONResponse:
+    if exc.http_status >= 500:
+        _log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    return error_response(exc.http_status, exc.code, str(exc))
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        where = ".".join(loc) or "body"
+        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    return error_response(400, InvalidInput.code, "invalid request: " + "; ".join(problems))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404:
+        detail = f"no route {request.method} {request.url.path}"
+    return error_response(exc.status_code, code, detail)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    _log.exception("%s %s failed", request.method, request.url.path)
+    return error_response(500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}")

@@ -1,0 +1,343 @@
+"""``/api/v1`` routes for experiments, runs and artifacts: parse, call the store, format."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from loopml.errors import InvalidInput
+from loopml.tracking import (
+    Metric,
+    Param,
+    RunBatch,
+    RunTag,
+    SqlTrackingStore,
+    decode_float,
+    encode_float,
+)
+
+router = APIRouter(prefix="/api/v1")
+
+_WORKSPACE_HEADER = "x-loopml-workspace"
+
+
+def store_for(request: Request) -> SqlTrackingStore:
+    """The tracking store scoped to the request's workspace."""
+    base: SqlTrackingStore = request.app.state.tracking_store
+    workspace = request.headers.get(_WORKSPACE_HEADER) or base.workspace
+    return base if workspace == base.workspace else base.for_workspace(workspace)
+
+
+Store = Annotated[SqlTrackingStore, Depends(store_for)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateExperiment(_Body):
+    name: str
+    artifact_location: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RenameExperiment(_Body):
+    name: str
+
+
+class TagBody(_Body):
+    key: str
+    value: str
+
+
+class CreateRun(_Body):
+    experiment_id: str
+    start_time: int | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    run_name: str | None = None
+    parent_run_id: str | None = None
+    user_id: str | None = None
+
+
+class UpdateRun(_Body):
+    status: str | None = None
+    end_time: int | None = None
+    run_name: str | None = None
+
+
+class MetricBody(_Body):
+    key: str
+    value: float | str
+    timestamp: int
+    step: int = 0
+
+
+class KeyValue(_Body):
+    key: str
+    value: str
+
+
+class BatchBody(_Body):
+    run_id: str
+    metrics: list[MetricBody] = Field(default_factory=list)
+    params: list[KeyValue] = Field(default_factory=list)
+    tags: list[KeyValue] = Field(default_factory=list)
+    status: str | None = None
+    end_time: int | None = None
+
+
+class WriteBatches(_Body):
+    batches: list[BatchBody]
+
+
+class SearchRuns(_Body):
+    experiment_ids: list[str]
+    filter: str = ""
+    view_type: str = "ACTIVE_ONLY"
+    max_results: int = 1000
+    order_by: list[str] = Field(default_factory=list)
+    page_token: str | None = None
+
+
+# -- experiments -------------------------------------------------------------------------------
+@router.post("/experiments")
+def create_experiment(body: CreateExperiment, store: Store) -> dict[str, Any]:
+    """Create an experiment."""
+    eid = store.create_experiment(
+        body.name, artifact_location=body.artifact_location, tags=body.tags
+    )
+    return {"experiment_id": eid}
+
+
+@router.get("/experiments")
+def search_experiments(
+    store: Store,
+    view_type: str = "ACTIVE_ONLY",
+    max_results: int = 1000,
+    name_like: str | None = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    """List experiments, one page at a time."""
+    page = store.search_experiments(
+        view_type=view_type, max_results=max_results, name_like=name_like, page_token=page_token
+    )
+    return {"experiments": [e.to_dict() for e in page], "next_page_token": page.token}
+
+
+@router.get("/experiments/get-by-name")
+def get_experiment_by_name(store: Store, name: str = Query(...)) -> dict[str, Any]:
+    """The experiment with a name, or ``{"experiment": null}``."""
+    found = store.find_experiment_by_name(name)
+    return {"experiment": None if found is None else found.to_dict()}
+
+
+@router.post("/experiments/default")
+def default_experiment(store: Store) -> dict[str, Any]:
+    """The workspace's Default experiment, created on first use."""
+    return {"experiment_id": store.get_default_experiment_id()}
+
+
+@router.get("/experiments/{experiment_id}")
+def get_experiment(experiment_id: str, store: Store) -> dict[str, Any]:
+    """One experiment."""
+    return {"experiment": store.get_experiment(experiment_id).to_dict()}
+
+
+@router.patch("/experiments/{experiment_id}")
+def rename_experiment(experiment_id: str, body: RenameExperiment, store: Store) -> dict[str, Any]:
+    """Rename an experiment."""
+    store.rename_experiment(experiment_id, body.name)
+    return {}
+
+
+@router.delete("/experiments/{experiment_id}")
+def delete_experiment(experiment_id: str, store: Store) -> dict[str, Any]:
+    """Move an experiment to the trash."""
+    store.delete_experiment(experiment_id)
+    return {}
+
+
+@router.post("/experiments/{experiment_id}/restore")
+def restore_experiment(experiment_id: str, store: Store) -> dict[str, Any]:
+    """Restore a deleted experiment."""
+    store.restore_experiment(experiment_id)
+    return {}
+
+
+@router.post("/experiments/{experiment_id}/purge")
+def purge_experiment(experiment_id: str, store: Store) -> dict[str, Any]:
+    """Erase a deleted experiment for good."""
+    store.purge_experiment(experiment_id)
+    return {}
+
+
+@router.post("/experiments/{experiment_id}/tags")
+def set_experiment_tag(experiment_id: str, body: TagBody, store: Store) -> dict[str, Any]:
+    """Set a tag on an experiment."""
+    store.set_experiment_tag(experiment_id, body.key, body.value)
+    return {}
+
+
+# -- runs --------------------------------------------------------------------------------------
+@router.post("/runs")
+def create_run(body: CreateRun, store: Store) -> dict[str, Any]:
+    """Start a run."""
+    run = store.create_run(
+        body.experiment_id,
+        start_time=body.start_time,
+        tags=body.tags,
+        run_name=body.run_name,
+        parent_run_id=body.parent_run_id,
+        user_id=body.user_id,
+    )
+    return {"run": run.to_dict()}
+
+
+@router.post("/runs/batches")
+def write_batches(body: WriteBatches, store: Store) -> dict[str, Any]:
+    """Apply metric, param, tag and status writes for several runs in one transaction."""
+    batches = []
+    for b in body.batches:
+        try:
+            metrics = [
+                Metric(m.key, decode_float(m.value), m.timestamp, m.step) for m in b.metrics
+            ]
+        except ValueError as exc:
+            raise InvalidInput(f"batches: run {b.run_id}: a metric value is not a number") from exc
+        batches.append(
+            RunBatch(
+                b.run_id,
+                metrics,
+                [Param(p.key, p.value) for p in b.params],
+                [RunTag(t.key, t.value) for t in b.tags],
+                b.status,
+                b.end_time,
+            )
+        )
+    store.write_batches(batches)
+    return {}
+
+
+@router.post("/runs/search")
+def search_runs(body: SearchRuns, store: Store) -> dict[str, Any]:
+    """Runs matching a filter string, one page at a time."""
+    page = store.search_runs(
+        body.experiment_ids,
+        filter_string=body.filter,
+        view_type=body.view_type,
+        max_results=body.max_results,
+        order_by=body.order_by,
+        page_token=body.page_token,
+    )
+    return {"runs": [r.to_dict() for r in page], "next_page_token": page.token}
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, store: Store) -> dict[str, Any]:
+    """One run with its latest metrics, params and tags."""
+    return {"run": store.get_run(run_id).to_dict()}
+
+
+@router.patch("/runs/{run_id}")
+def update_run(run_id: str, body: UpdateRun, store: Store) -> dict[str, Any]:
+    """Change a run's status, end time or name."""
+    info = store.update_run(
+        run_id, status=body.status, end_time=body.end_time, run_name=body.run_name
+    )
+    return {"run_info": info.to_dict()}
+
+
+@router.delete("/runs/{run_id}")
+def delete_run(run_id: str, store: Store) -> dict[str, Any]:
+    """Move a run to the trash."""
+    store.delete_run(run_id)
+    return {}
+
+
+@router.post("/runs/{run_id}/restore")
+def restore_run(run_id: str, store: Store) -> dict[str, Any]:
+    """Restore a deleted run."""
+    store.restore_run(run_id)
+    return {}
+
+
+@router.delete("/runs/{run_id}/tags")
+def delete_tag(run_id: str, store: Store, key: str = Query(...)) -> dict[str, Any]:
+    """Remove a tag from a run."""
+    store.delete_tag(run_id, key)
+    return {}
+
+
+@router.get("/runs/{run_id}/metric-history")
+def metric_history(run_id: str, store: Store, key: str = Query(...)) -> dict[str, Any]:
+    """Every point of one metric, column-wise: values, timestamps, steps."""
+    points = store.get_metric_history(run_id, key)
+    return {
+        "key": key,
+        "values": [encode_float(p.value) for p in points],
+        "timestamps": [p.timestamp for p in points],
+        "steps": [p.step for p in points],
+    }
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+@router.get("/runs/{run_id}/artifacts")
+def list_artifacts(run_id: str, store: Store, path: str | None = None) -> dict[str, Any]:
+    """The immediate children of a folder of a run's artifacts."""
+    return {"files": [f.to_dict() for f in store.list_artifacts(run_id, path)]}
+
+
+@router.put("/runs/{run_id}/artifacts/{path:path}", status_code=204)
+async def upload_artifact(run_id: str, path: str, request: Request, store: Store) -> Response:
+    """Store the request body (streamed, never held whole in memory) as an artifact."""
+    chunks = _SyncChunks(request.stream())
+    await run_in_threadpool(store.put_artifact_stream, run_id, chunks, path)
+    return Response(status_code=204)
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+async def download_artifact(run_id: str, path: str, store: Store) -> StreamingResponse:
+    """Stream one artifact file."""
+    chunks = await run_in_threadpool(store.iter_artifact, run_id, path)
+    first = await run_in_threadpool(next, chunks, b"")  # raise ArtifactNotFound before headers
+    return StreamingResponse(
+        _prepend(first, iterate_in_threadpool(chunks)), media_type="application/octet-stream"
+    )
+
+
+@router.delete("/runs/{run_id}/artifacts/{path:path}")
+def delete_artifact(run_id: str, path: str, store: Store) -> dict[str, Any]:
+    """Delete an artifact file or folder."""
+    store.delete_artifact(run_id, path)
+    return {}
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+class _SyncChunks:
+    """Lets a worker thread pull an async request body chunk by chunk."""
+
+    def __init__(self, stream: AsyncIterator[bytes]) -> None:
+        import anyio.from_thread
+
+        self._stream = stream
+        self._from_thread = anyio.from_thread
+
+    def __iter__(self) -> _SyncChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return self._from_thread.run(self._stream.__anext__)
+        except StopAsyncIteration:
+            raise StopIteration from None

@@ -1,0 +1,29 @@
+"""Metadata database and artifact storage behind small interfaces."""
+
+from __future__ import annotations
+
+from loopml.store._artifacts import (
+    ArtifactStore,
+    FileInfo,
+    resolve_artifact_store,
+    validate_artifact_path,
+)
+from loopml.store._db import (
+    HEAD_REVISION,
+    Database,
+    close_databases,
+    open_database,
+    upgrade_database,
+)
+
+__all__ = [
+    "ArtifactStore",
+    "Database",
+    "FileInfo",
+    "HEAD_REVISION",
+    "close_databases",
+    "open_database",
+    "resolve_artifact_store",
+    "upgrade_database",
+    "validate_artifact_path",
+]

@@ -1,0 +1,273 @@
+"""The metadata database: engines, transaction scopes, schema revision checks.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, and every write transaction
+starts with ``BEGIN IMMEDIATE`` so that concurrent writers in several processes queue on the lock
+instead of failing half-way. PostgreSQL is reached through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
+
+from loopml.errors import (
+    AlreadyExists,
+    InvalidInput,
+    MissingDependency,
+    SchemaVersionError,
+    StoreError,
+)
+
+__all__ = ["HEAD_REVISION", "Database", "open_database", "upgrade_database"]
+
+# Pinned by tests/store/test_migrations.py against Alembic's script directory.
+HEAD_REVISION = "0001"
+_KNOWN_REVISIONS = ("0001",)
+_SQLITE_BUSY_SECONDS = 30.0
+
+
+def normalise_uri(uri: str) -> str:
+    """Map the PostgreSQL spellings users write onto the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix) :]
+    return uri
+
+
+class Database:
+    """A metadata database at one URI, with read and write transaction scopes.
+
+    Thread-safe: each scope checks a connection out of the engine's pool.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = normalise_uri(uri)
+        try:
+            url = make_url(self.uri)
+        except ArgumentError as exc:
+            raise InvalidInput(f"database URI {uri!r} is not a valid URI: {exc}") from exc
+        self.dialect = url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise InvalidInput(
+                f"database URI {uri!r}: only sqlite:/// and postgresql:// are supported"
+            )
+        self.engine = _create_engine(self.uri, self.dialect)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether this is the embedded SQLite backend."""
+        return self.dialect == "sqlite"
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction scope."""
+        with _translate_errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with _translate_errors(), self.engine.connect() as conn:
+            conn.info["loopml_write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info["loopml_write"] = False
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at, or None for an empty database."""
+        with self.read() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+            return row[0] if row else None
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _create_engine(uri: str, dialect: str) -> Engine:
+    kwargs: dict[str, Any] = {}
+    if dialect == "sqlite":
+        path = make_url(uri).database
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": _SQLITE_BUSY_SECONDS, "check_same_thread": False}
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["pool_size"] = 10
+        kwargs["max_overflow"] = 20
+    try:
+        engine = create_engine(uri, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise MissingDependency(
+            f"the driver for {dialect} is not installed: pip install 'loopml[postgres]'"
+        ) from exc
+    if dialect == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide how transactions start.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("loopml_write") else "BEGIN")
+
+
+@contextlib.contextmanager
+def _translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        raise AlreadyExists(f"conflicts with an existing record: {exc.orig}") from exc
+    except OperationalError as exc:
+        raise StoreError(f"metadata database error: {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise StoreError(f"metadata database error: {exc.orig}") from exc
+
+
+_open_lock = threading.Lock()
+_open: dict[str, Database] = {}
+
+
+def open_database(uri: str, *, upgrade: bool | None = None) -> Database:
+    """Open (once per process) the database at ``uri`` and make sure its schema is current.
+
+    An empty database is created at the head revision. An embedded SQLite database on an older
+    revision is upgraded in place after its file is copied aside; any other database on an older
+    revision raises ``SchemaVersionError`` telling the user to run ``loopml db upgrade``.
+    ``upgrade=True`` forces the upgrade (what ``loopml db upgrade`` does).
+    """
+    key = normalise_uri(uri)
+    with _open_lock:
+        db = _open.get(key)
+        if db is None:
+            db = Database(key)
+            try:
+                _ensure_schema(db, upgrade=upgrade)
+            except BaseException:
+                db.dispose()
+                raise
+            _open[key] = db
+        elif upgrade:
+            _ensure_schema(db, upgrade=True)
+        return db
+
+
+def close_databases() -> None:
+    """Dispose every database opened by ``open_database`` (tests, forks)."""
+    with _open_lock:
+        for db in _open.values():
+            db.dispose()
+        _open.clear()
+
+
+def upgrade_database(uri: str) -> tuple[str | None, str]:
+    """Upgrade the database at ``uri`` to the head revision; returns (before, after)."""
+    db = Database(uri)
+    try:
+        before = db.current_revision()
+        _ensure_schema(db, upgrade=True)
+        return before, HEAD_REVISION
+    finally:
+        db.dispose()
+
+
+def _ensure_schema(db: Database, *, upgrade: bool | None) -> None:
+    revision = db.current_revision()
+    if revision == HEAD_REVISION:
+        return
+    if revision is not None and revision not in _KNOWN_REVISIONS:
+        raise SchemaVersionError(
+            f"the database at {_redact(db.uri)} is at schema revision {revision}, which this "
+            f"loopml (head {HEAD_REVISION}) does not know; upgrade loopml"
+        )
+    if revision is None:
+        with db.read() as conn:
+            existing = [t for t in inspect(conn).get_table_names() if t != "alembic_version"]
+        if existing:
+            raise SchemaVersionError(
+                f"the database at {_redact(db.uri)} holds tables {existing[:5]} but no loopml "
+                "schema revision; point loopml at an empty database"
+            )
+        _run_alembic_upgrade(db)
+        return
+    if db.is_sqlite or upgrade:
+        if db.is_sqlite:
+            _backup_sqlite(db, revision)
+        _run_alembic_upgrade(db)
+        return
+    raise SchemaVersionError(
+        f"the database at {_redact(db.uri)} is at schema revision {revision}, older than this "
+        f"loopml's {HEAD_REVISION}; run `loopml db upgrade` (back it up first)"
+    )
+
+
+def _backup_sqlite(db: Database, revision: str) -> None:
+    path = make_url(db.uri).database
+    if not path or path == ":memory:":
+        return
+    src = Path(path)
+    dst = src.with_name(f"{src.name}.rev{revision}.{int(time.time())}.bak")
+    # SQLite's online backup copies a consistent snapshot, WAL content included.
+    raw = db.engine.raw_connection()
+    try:
+        target = sqlite3.connect(dst)
+        try:
+            raw.driver_connection.backup(target)  # type: ignore[union-attr]
+        finally:
+            target.close()
+    finally:
+        raw.close()
+
+
+def _run_alembic_upgrade(db: Database) -> None:
+    from loopml.store._migrate import alembic_upgrade
+
+    with db.engine.connect() as conn:
+        if db.dialect == "postgresql":
+            # Serialise concurrent first opens of one shared database.
+            conn.exec_driver_sql("SELECT pg_advisory_lock(7746353)")
+        try:
+            if db.current_revision() != HEAD_REVISION:
+                alembic_upgrade(conn)
+                conn.commit()
+        finally:
+            if db.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(7746353)")
+                conn.commit()
+
+
+def _redact(uri: str) -> str:
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except ArgumentError:
+        return uri

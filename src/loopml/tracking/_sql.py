@@ -1,0 +1,794 @@
+"""The tracking store on the metadata database (SQLite embedded, PostgreSQL shared)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import math
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from loopml.errors import (
+    AlreadyExists,
+    ExperimentNotFound,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    RunNotFound,
+)
+from loopml.store import ArtifactStore, Database, open_database
+from loopml.store.tables import (
+    experiment_tags,
+    experiments,
+    latest_metrics,
+    metrics,
+    params,
+    runs,
+    workspaces,
+)
+from loopml.store.tables import tags as run_tags
+from loopml.tracking._base import TrackingStore
+from loopml.tracking._entities import (
+    Experiment,
+    FileInfo,
+    LifecycleStage,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunBatch,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from loopml.tracking._filter import parse_filter, parse_order_by
+from loopml.tracking._names import random_run_name
+from loopml.tracking._search_sql import build_run_search
+from loopml.tracking._validation import (
+    MAX_EXPERIMENT_NAME_LENGTH,
+    MAX_RUN_NAME_LENGTH,
+    validate_batch,
+    validate_experiment_id,
+    validate_name,
+    validate_run_id,
+    validate_tag,
+)
+
+__all__ = ["SqlTrackingStore"]
+
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+DEFAULT_EXPERIMENT_NAME = "Default"
+MAX_RESULTS_LIMIT = 50_000
+_IN_CHUNK = 900
+_METRIC_COLUMNS = (
+    "run_uuid",
+    "key",
+    "value",
+    "is_nan",
+    "timestamp",
+    "step",
+)  # stay well under SQLite's bound-parameter limit
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def encode_page_token(offset: int) -> str:
+    """An opaque page token (MLflow's form: base64 of a JSON offset)."""
+    return base64.b64encode(orjson.dumps({"offset": offset})).decode()
+
+
+def decode_page_token(token: str | None) -> int:
+    """The offset inside a page token; a malformed token is ``InvalidInput``."""
+    if not token:
+        return 0
+    try:
+        offset = orjson.loads(base64.b64decode(token, validate=True))["offset"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"page_token {token!r:.60} is not a token this server issued") from exc
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput(f"page_token {token!r:.60} is not a token this server issued")
+    return offset
+
+
+def check_max_results(max_results: Any) -> int:
+    """Page sizes are 1 .. 50,000, as MLflow's server allows."""
+    if isinstance(max_results, bool) or not isinstance(max_results, int):
+        raise InvalidInput(f"max_results must be an integer, got {max_results!r}")
+    if not 1 <= max_results <= MAX_RESULTS_LIMIT:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}")
+    return max_results
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class SqlTrackingStore(TrackingStore):
+    """Tracking on SQLAlchemy Core; artifacts in an ``ArtifactStore`` under ``artifact_root``."""
+
+    def __init__(
+        self,
+        database: Database | str,
+        artifact_root: str,
+        *,
+        workspace: str = "default",
+    ) -> None:
+        self.db = open_database(database) if isinstance(database, str) else database
+        self.artifact_root = artifact_root.rstrip("/")
+        self.workspace = workspace
+        self._upsert = (sqlite if self.db.is_sqlite else postgresql).insert
+        self._checked_workspaces: set[str] = set()
+        mark = "?" if self.db.is_sqlite else "%s"
+        self._metrics_insert_sql = (
+            f"INSERT INTO metrics ({', '.join(_METRIC_COLUMNS)}) VALUES ({', '.join([mark] * 6)})"
+        )
+
+    def for_workspace(self, workspace: str) -> SqlTrackingStore:
+        store = SqlTrackingStore(self.db, self.artifact_root, workspace=workspace)
+        store._checked_workspaces = self._checked_workspaces
+        return store
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _check_workspace(self, conn: Connection) -> None:
+        if self.workspace in self._checked_workspaces:
+            return
+        found = conn.execute(
+            select(workspaces.c.name).where(workspaces.c.name == self.workspace)
+        ).first()
+        if found is None:
+            raise NotFound(f"workspace {self.workspace!r} does not exist")
+        self._checked_workspaces.add(self.workspace)
+
+    def _experiment_row(self, conn: Connection, experiment_id: str) -> Any:
+        eid = validate_experiment_id(experiment_id)
+        row = conn.execute(
+            select(experiments).where(
+                experiments.c.experiment_id == eid, experiments.c.workspace == self.workspace
+            )
+        ).first()
+        if row is None:
+            raise ExperimentNotFound(f"experiment {experiment_id} does not exist")
+        return row
+
+    def _to_experiment(self, conn: Connection, row: Any) -> Experiment:
+        tag_rows = conn.execute(
+            select(experiment_tags.c.key, experiment_tags.c.value).where(
+                experiment_tags.c.experiment_id == row.experiment_id
+            )
+        )
+        return Experiment(
+            experiment_id=str(row.experiment_id),
+            name=row.name,
+            artifact_location=row.artifact_location,
+            lifecycle_stage=row.lifecycle_stage,
+            creation_time=row.creation_time,
+            last_update_time=row.last_update_time,
+            tags={k: v for k, v in tag_rows},
+            workspace=row.workspace,
+        )
+
+    def _run_row(self, conn: Connection, run_id: str) -> Any:
+        validate_run_id(run_id)
+        row = conn.execute(
+            select(runs).where(runs.c.run_uuid == run_id, runs.c.workspace == self.workspace)
+        ).first()
+        if row is None:
+            raise RunNotFound(f"run {run_id} does not exist")
+        return row
+
+    @staticmethod
+    def _to_run_info(row: Any) -> RunInfo:
+        return RunInfo(
+            run_id=row.run_uuid,
+            experiment_id=str(row.experiment_id),
+            run_name=row.name,
+            user_id=row.user_id,
+            status=row.status,
+            start_time=row.start_time,
+            end_time=row.end_time,
+            lifecycle_stage=row.lifecycle_stage,
+            artifact_uri=row.artifact_uri,
+            parent_run_id=row.parent_run_id,
+        )
+
+    def _load_runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
+        """Whole runs for ids, in the order given, with four set-based queries per chunk."""
+        rows: dict[str, Any] = {}
+        data: dict[str, tuple[dict[str, float], dict[str, str], dict[str, str]]] = {
+            r: ({}, {}, {}) for r in run_ids
+        }
+        for chunk in _chunks(list(run_ids)):
+            ids = list(chunk)
+            for row in conn.execute(select(runs).where(runs.c.run_uuid.in_(ids))):
+                rows[row.run_uuid] = row
+            lm = latest_metrics.c
+            for rid, key, value, is_nan in conn.execute(
+                select(lm.run_uuid, lm.key, lm.value, lm.is_nan).where(lm.run_uuid.in_(ids))
+            ):
+                data[rid][0][key] = math.nan if is_nan else value
+            for rid, key, value in conn.execute(
+                select(params.c.run_uuid, params.c.key, params.c.value).where(
+                    params.c.run_uuid.in_(ids)
+                )
+            ):
+                data[rid][1][key] = value
+            for rid, key, value in conn.execute(
+                select(run_tags.c.run_uuid, run_tags.c.key, run_tags.c.value).where(
+                    run_tags.c.run_uuid.in_(ids)
+                )
+            ):
+                data[rid][2][key] = value
+        out = []
+        for rid in run_ids:
+            if rid in rows:
+                m, p, t = data[rid]
+                out.append(Run(self._to_run_info(rows[rid]), RunData(m, p, t)))
+        return out
+
+    # -- experiments ---------------------------------------------------------------------------
+    def create_experiment(
+        self,
+        name: str,
+        *,
+        artifact_location: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        validate_name(name, "experiment", MAX_EXPERIMENT_NAME_LENGTH)
+        tag_list = [validate_tag(RunTag(k, v)) for k, v in (tags or {}).items()]
+        now = now_ms()
+        with self.db.write() as conn:
+            self._check_workspace(conn)
+            existing = conn.execute(
+                select(experiments.c.experiment_id, experiments.c.lifecycle_stage).where(
+                    experiments.c.workspace == self.workspace, experiments.c.name == name
+                )
+            ).first()
+            if existing is not None:
+                hint = (
+                    "; it is deleted: restore it, or purge it to reuse the name"
+                    if existing.lifecycle_stage == LifecycleStage.DELETED
+                    else ""
+                )
+                raise AlreadyExists(
+                    f"experiment {name!r} already exists (id {existing.experiment_id}){hint}"
+                )
+            values: dict[str, Any] = {
+                "workspace": self.workspace,
+                "name": name,
+                "artifact_location": artifact_location or "",
+                "lifecycle_stage": LifecycleStage.ACTIVE,
+                "creation_time": now,
+                "last_update_time": now,
+            }
+            if name == DEFAULT_EXPERIMENT_NAME and self.workspace == "default":
+                taken = conn.execute(
+                    select(experiments.c.experiment_id).where(experiments.c.experiment_id == 0)
+                ).first()
+                if taken is None:
+                    values["experiment_id"] = 0
+            result = conn.execute(insert(experiments).values(**values))
+            eid = values.get("experiment_id", result.inserted_primary_key[0])  # type: ignore[index]
+            if not artifact_location:
+                conn.execute(
+                    update(experiments)
+                    .where(experiments.c.experiment_id == eid)
+                    .values(artifact_location=f"{self.artifact_root}/{eid}")
+                )
+            if tag_list:
+                conn.execute(
+                    insert(experiment_tags),
+                    [{"experiment_id": eid, "key": t.key, "value": t.value} for t in tag_list],
+                )
+        return str(eid)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        with self.db.read() as conn:
+            return self._to_experiment(conn, self._experiment_row(conn, experiment_id))
+
+    def find_experiment_by_name(self, name: str) -> Experiment | None:
+        if not isinstance(name, str):
+            raise InvalidInput(f"experiment name must be a string, got {name!r}")
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(experiments).where(
+                    experiments.c.workspace == self.workspace, experiments.c.name == name
+                )
+            ).first()
+            return None if row is None else self._to_experiment(conn, row)
+
+    def get_default_experiment_id(self) -> str:
+        found = self.find_experiment_by_name(DEFAULT_EXPERIMENT_NAME)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.create_experiment(DEFAULT_EXPERIMENT_NAME)
+        except AlreadyExists:  # another process made it first
+            again = self.find_experiment_by_name(DEFAULT_EXPERIMENT_NAME)
+            assert again is not None
+            return again.experiment_id
+
+    def search_experiments(
+        self,
+        *,
+        view_type: str | int = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        name_like: str | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        stages = ViewType.stages(view_type)
+        check_max_results(max_results)
+        offset = decode_page_token(page_token)
+        query = select(experiments).where(
+            experiments.c.workspace == self.workspace,
+            experiments.c.lifecycle_stage.in_(stages),
+        )
+        if name_like:
+            query = query.where(func.lower(experiments.c.name).like(name_like.lower()))
+        query = query.order_by(experiments.c.experiment_id).offset(offset).limit(max_results + 1)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+            items = [self._to_experiment(conn, r) for r in rows[:max_results]]
+        token = encode_page_token(offset + max_results) if len(rows) > max_results else None
+        return PagedList(items, token)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        validate_name(new_name, "experiment", MAX_EXPERIMENT_NAME_LENGTH)
+        with self.db.write() as conn:
+            row = self._experiment_row(conn, experiment_id)
+            if row.name == new_name:
+                return
+            clash = conn.execute(
+                select(experiments.c.experiment_id).where(
+                    experiments.c.workspace == self.workspace, experiments.c.name == new_name
+                )
+            ).first()
+            if clash is not None:
+                raise AlreadyExists(f"experiment {new_name!r} already exists (id {clash[0]})")
+            conn.execute(
+                update(experiments)
+                .where(experiments.c.experiment_id == row.experiment_id)
+                .values(name=new_name, last_update_time=now_ms())
+            )
+
+    def _set_experiment_stage(self, experiment_id: str, stage: str) -> None:
+        now = now_ms()
+        with self.db.write() as conn:
+            row = self._experiment_row(conn, experiment_id)
+            if row.lifecycle_stage == stage:
+                what = "deleted" if stage == LifecycleStage.DELETED else "active"
+                raise InvalidState(f"experiment {experiment_id} is already {what}")
+            conn.execute(
+                update(experiments)
+                .where(experiments.c.experiment_id == row.experiment_id)
+                .values(lifecycle_stage=stage, last_update_time=now)
+            )
+            # Runs deleted with the experiment share its deletion; restore brings back only them.
+            other = (
+                LifecycleStage.ACTIVE
+                if stage == LifecycleStage.DELETED
+                else LifecycleStage.DELETED
+            )
+            runs_update = update(runs).where(
+                runs.c.experiment_id == row.experiment_id, runs.c.lifecycle_stage == other
+            )
+            if stage == LifecycleStage.DELETED:
+                conn.execute(
+                    runs_update.values(
+                        lifecycle_stage=stage, deleted_time=now, deleted_with_experiment=True
+                    )
+                )
+            else:
+                conn.execute(
+                    runs_update.where(runs.c.deleted_with_experiment.is_(True)).values(
+                        lifecycle_stage=stage, deleted_time=None, deleted_with_experiment=False
+                    )
+                )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._set_experiment_stage(experiment_id, LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self._set_experiment_stage(experiment_id, LifecycleStage.ACTIVE)
+
+    def purge_experiment(self, experiment_id: str) -> None:
+        with self.db.write() as conn:
+            row = self._experiment_row(conn, experiment_id)
+            if row.lifecycle_stage != LifecycleStage.DELETED:
+                raise InvalidState(
+                    f"experiment {experiment_id} is active; delete it before purging it"
+                )
+            eid = row.experiment_id
+            run_ids = select(runs.c.run_uuid).where(runs.c.experiment_id == eid)
+            for table in (metrics, latest_metrics, params, run_tags):
+                conn.execute(delete(table).where(table.c.run_uuid.in_(run_ids)))
+            conn.execute(delete(runs).where(runs.c.experiment_id == eid))
+            conn.execute(delete(experiment_tags).where(experiment_tags.c.experiment_id == eid))
+            conn.execute(delete(experiments).where(experiments.c.experiment_id == eid))
+        artifacts = self._artifact_store(row.artifact_location)
+        if artifacts.exists(""):
+            artifacts.delete("")
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        tag = validate_tag(RunTag(key, value))
+        with self.db.write() as conn:
+            row = self._experiment_row(conn, experiment_id)
+            if row.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise InvalidState(f"experiment {experiment_id} is deleted; restore it first")
+            stmt = self._upsert(experiment_tags).values(
+                experiment_id=row.experiment_id, key=tag.key, value=tag.value
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["experiment_id", "key"], set_={"value": tag.value}
+                )
+            )
+
+    # -- runs ----------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        start_time: int | None = None,
+        tags: dict[str, str] | None = None,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        user_id: str | None = None,
+    ) -> Run:
+        tag_map = {
+            t.key: t.value for t in (validate_tag(RunTag(k, v)) for k, v in (tags or {}).items())
+        }
+        name = run_name or tag_map.get(RUN_NAME_TAG) or random_run_name()
+        validate_name(name, "run", MAX_RUN_NAME_LENGTH)
+        tag_map[RUN_NAME_TAG] = name
+        parent = parent_run_id or tag_map.get(PARENT_RUN_TAG)
+        if parent:
+            validate_run_id(parent)
+            tag_map[PARENT_RUN_TAG] = parent
+        run_id = uuid.uuid4().hex
+        start = now_ms() if start_time is None else int(start_time)
+        with self.db.write() as conn:
+            exp = self._experiment_row(conn, experiment_id)
+            if exp.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise InvalidState(
+                    f"experiment {experiment_id} is deleted; restore it to start runs in it"
+                )
+            if parent:
+                self._run_row(conn, parent)
+            info = RunInfo(
+                run_id=run_id,
+                experiment_id=str(exp.experiment_id),
+                run_name=name,
+                user_id=user_id or tag_map.get("mlflow.user", ""),
+                status=RunStatus.RUNNING,
+                start_time=start,
+                end_time=None,
+                lifecycle_stage=LifecycleStage.ACTIVE,
+                artifact_uri=f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
+                parent_run_id=parent,
+            )
+            conn.execute(
+                insert(runs).values(
+                    run_uuid=run_id,
+                    experiment_id=exp.experiment_id,
+                    workspace=self.workspace,
+                    name=name,
+                    user_id=info.user_id,
+                    status=info.status,
+                    start_time=start,
+                    lifecycle_stage=info.lifecycle_stage,
+                    artifact_uri=info.artifact_uri,
+                    parent_run_id=parent,
+                )
+            )
+            conn.execute(
+                insert(run_tags),
+                [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()],
+            )
+        return Run(info, RunData(tags=tag_map))
+
+    def get_run(self, run_id: str) -> Run:
+        with self.db.read() as conn:
+            self._run_row(conn, run_id)
+            return self._load_runs(conn, [run_id])[0]
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        with self.db.write() as conn:
+            self._run_row(conn, run_id)
+            self._apply_run_update(conn, run_id, status, end_time, run_name)
+            return self._to_run_info(self._run_row(conn, run_id))
+
+    def _apply_run_update(
+        self,
+        conn: Connection,
+        run_id: str,
+        status: str | None,
+        end_time: int | None,
+        run_name: str | None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if status is not None:
+            if status not in RunStatus.ALL:
+                raise InvalidInput(f"status {status!r} is not one of {', '.join(RunStatus.ALL)}")
+            values["status"] = status
+            if status in RunStatus.TERMINAL:
+                values["end_time"] = now_ms() if end_time is None else int(end_time)
+            else:
+                values["end_time"] = None
+        elif end_time is not None:
+            values["end_time"] = int(end_time)
+        if run_name is not None:
+            validate_name(run_name, "run", MAX_RUN_NAME_LENGTH)
+            values["name"] = run_name
+            self._upsert_tags(conn, run_id, [RunTag(RUN_NAME_TAG, run_name)])
+        if values:
+            conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(**values))
+
+    def _set_run_stage(self, run_id: str, stage: str) -> None:
+        with self.db.write() as conn:
+            row = self._run_row(conn, run_id)
+            if row.lifecycle_stage == stage:
+                what = "deleted" if stage == LifecycleStage.DELETED else "active"
+                raise InvalidState(f"run {run_id} is already {what}")
+            if stage == LifecycleStage.ACTIVE:
+                exp = self._experiment_row(conn, str(row.experiment_id))
+                if exp.lifecycle_stage != LifecycleStage.ACTIVE:
+                    raise InvalidState(
+                        f"run {run_id} belongs to deleted experiment {exp.experiment_id}; "
+                        "restore the experiment"
+                    )
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_uuid == run_id)
+                .values(
+                    lifecycle_stage=stage,
+                    deleted_time=now_ms() if stage == LifecycleStage.DELETED else None,
+                )
+            )
+
+    def delete_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, LifecycleStage.ACTIVE)
+
+    # -- logging -------------------------------------------------------------------------------
+    def write_batches(self, batches: Sequence[RunBatch]) -> None:
+        batches = [b for b in batches if not b.is_empty()]
+        if not batches:
+            return
+        clean = [validate_batch(b) for b in batches]
+        with self.db.write() as conn:
+            states = self._run_states(conn, {b.run_id for b in clean})
+            for batch in clean:
+                self._write_batch(conn, batch, states)
+
+    def _run_states(self, conn: Connection, run_ids: set[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for chunk in _chunks(sorted(run_ids)):
+            for rid, status, stage in conn.execute(
+                select(runs.c.run_uuid, runs.c.status, runs.c.lifecycle_stage).where(
+                    runs.c.run_uuid.in_(list(chunk)), runs.c.workspace == self.workspace
+                )
+            ):
+                out[rid] = [status, stage]
+        missing = run_ids - out.keys()
+        if missing:
+            raise RunNotFound(f"run {sorted(missing)[0]} does not exist")
+        return out
+
+    def _write_batch(self, conn: Connection, b: RunBatch, states: dict[str, list[str]]) -> None:
+        status, stage = states[b.run_id]
+        if stage != LifecycleStage.ACTIVE:
+            raise InvalidState(f"run {b.run_id} is deleted; restore it before logging to it")
+        if (b.metrics or b.params) and status in RunStatus.TERMINAL:
+            raise InvalidState(
+                f"run {b.run_id} is {status}; start a new run to log more metrics or params"
+            )
+        if b.params:
+            self._insert_params(conn, b.run_id, b.params)
+        if b.tags:
+            self._upsert_tags(conn, b.run_id, b.tags)
+        if b.metrics:
+            self._insert_metrics(conn, b.run_id, b.metrics)
+        if b.status is not None or b.end_time is not None:
+            self._apply_run_update(conn, b.run_id, b.status, b.end_time, None)
+            if b.status is not None:
+                states[b.run_id][0] = b.status
+
+    def _insert_params(self, conn: Connection, run_id: str, plist: Sequence[Param]) -> None:
+        wanted: dict[str, str] = {}
+        for p in plist:
+            if wanted.setdefault(p.key, p.value) != p.value:
+                raise InvalidInput(
+                    f"param {p.key!r} given twice with different values "
+                    f"({wanted[p.key]!r} and {p.value!r}) in one batch"
+                )
+        existing = dict(
+            conn.execute(
+                select(params.c.key, params.c.value).where(
+                    params.c.run_uuid == run_id, params.c.key.in_(list(wanted))
+                )
+            ).all()
+        )
+        for key, value in wanted.items():
+            if key in existing and existing[key] != value:
+                raise InvalidInput(
+                    f"param {key!r} of run {run_id} is already {existing[key]!r}; params cannot "
+                    f"change (got {value!r}); log a new run or use a tag"
+                )
+        new = [
+            {"run_uuid": run_id, "key": k, "value": v}
+            for k, v in wanted.items()
+            if k not in existing
+        ]
+        if new:
+            conn.execute(insert(params), new)
+
+    def _upsert_tags(self, conn: Connection, run_id: str, tlist: Sequence[RunTag]) -> None:
+        final = {t.key: t.value for t in tlist}
+        stmt = self._upsert(run_tags)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value}
+            ),
+            [{"run_uuid": run_id, "key": k, "value": v} for k, v in final.items()],
+        )
+        if RUN_NAME_TAG in final:
+            conn.execute(
+                update(runs).where(runs.c.run_uuid == run_id).values(name=final[RUN_NAME_TAG])
+            )
+
+    def _insert_metrics(self, conn: Connection, run_id: str, mlist: Sequence[Metric]) -> None:
+        rows = []
+        latest: dict[str, tuple[int, int, int]] = {}  # key -> (step, timestamp, index)
+        for i, m in enumerate(mlist):
+            value = m.value
+            nan = value != value
+            rows.append((run_id, m.key, 0.0 if nan else value, nan, m.timestamp, m.step))
+            cand = (m.step, m.timestamp, i)
+            prev = latest.get(m.key)
+            if prev is None or cand[:2] >= prev[:2]:
+                latest[m.key] = cand
+        # Straight to the driver's executemany: SQLAlchemy's per-row parameter work would
+        # cost more than the insert itself on large batches.
+        conn.exec_driver_sql(self._metrics_insert_sql, rows)
+        lm = latest_metrics.c
+        current: dict[str, tuple[int, int]] = {}
+        for keys in _chunks(list(latest)):
+            for key, step, ts in conn.execute(
+                select(lm.key, lm.step, lm.timestamp).where(
+                    lm.run_uuid == run_id, lm.key.in_(list(keys))
+                )
+            ):
+                current[key] = (step, ts)
+        updates = [
+            dict(zip(_METRIC_COLUMNS, rows[i], strict=True))
+            for key, (step, ts, i) in latest.items()
+            if (step, ts) >= current.get(key, (step, ts))
+        ]
+        if updates:
+            stmt = self._upsert(latest_metrics)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_uuid", "key"],
+                    set_={
+                        "value": stmt.excluded.value,
+                        "is_nan": stmt.excluded.is_nan,
+                        "timestamp": stmt.excluded.timestamp,
+                        "step": stmt.excluded.step,
+                    },
+                ),
+                updates,
+            )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self.db.write() as conn:
+            row = self._run_row(conn, run_id)
+            if row.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise InvalidState(f"run {run_id} is deleted; restore it first")
+            result = conn.execute(
+                delete(run_tags).where(run_tags.c.run_uuid == run_id, run_tags.c.key == key)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"run {run_id} has no tag {key!r}")
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self.db.read() as conn:
+            self._run_row(conn, run_id)
+            result = conn.execute(_history_query(), {"run_id": run_id, "key": key}).all()
+        nan = math.nan
+        return [Metric(key, nan if is_nan else v, ts, step) for v, is_nan, ts, step in result]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str | None = None,
+        view_type: str | int = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        ids = [validate_experiment_id(e) for e in experiment_ids]
+        stages = ViewType.stages(view_type)
+        check_max_results(max_results)
+        offset = decode_page_token(page_token)
+        expr = parse_filter(filter_string)
+        keys = parse_order_by(list(order_by) if order_by else None)
+        query = build_run_search(
+            workspace=self.workspace,
+            experiment_ids=ids,
+            expr=expr,
+            order_by=keys,
+            lifecycle_stages=stages,
+            offset=offset,
+            limit=max_results + 1,
+        )
+        with self.db.read() as conn:
+            found = [r[0] for r in conn.execute(query)]
+            page = self._load_runs(conn, found[:max_results])
+        token = encode_page_token(offset + max_results) if len(found) > max_results else None
+        return PagedList(page, token)
+
+    # -- artifacts -----------------------------------------------------------------------------
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - a store lives as long as the process
+    def _artifact_store(self, root: str) -> ArtifactStore:
+        return ArtifactStore(root)
+
+    def _run_artifacts(self, run_id: str, *, for_write: bool = False) -> ArtifactStore:
+        with self.db.read() as conn:
+            row = self._run_row(conn, run_id)
+        if for_write and row.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidState(f"run {run_id} is deleted; restore it before logging artifacts")
+        return self._artifact_store(row.artifact_uri)
+
+    def upload_artifact(self, run_id: str, local_file: Path, artifact_path: str) -> None:
+        self._run_artifacts(run_id, for_write=True).put_file(local_file, artifact_path)
+
+    def put_artifact_stream(
+        self, run_id: str, chunks: Iterable[bytes], artifact_path: str
+    ) -> None:
+        """Store an artifact from a stream of chunks (what the server's upload route uses)."""
+        self._run_artifacts(run_id, for_write=True).put_stream(chunks, artifact_path)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        return self._run_artifacts(run_id).list(path or "")
+
+    def iter_artifact(self, run_id: str, path: str) -> Iterator[bytes]:
+        return self._run_artifacts(run_id).iter_chunks(path)
+
+    def delete_artifact(self, run_id: str, path: str) -> None:
+        self._run_artifacts(run_id, for_write=True).delete(path)
+
+
+@functools.cache
+def _history_query() -> Any:
+    m = metrics.c
+    return (
+        select(m.value, m.is_nan, m.timestamp, m.step)
+        .where(and_(m.run_uuid == bindparam("run_id"), m.key == bindparam("key")))
+        .order_by(m.step, m.timestamp, m.seq)
+    )

@@ -1,0 +1,188 @@
+"""Shared fixtures: a clean environment, real PostgreSQL databases, real loopml servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import loopml.tracking._fluent as fluent
+from loopml.config import reset_settings
+from loopml.store import close_databases
+
+PG_ADMIN_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No LOOPML_* or MLFLOW_* variable leaks in; LOOPML_HOME is the test's own folder."""
+    for name in list(os.environ):
+        if name.startswith(("LOOPML_", "MLFLOW_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    reset_settings()
+    fluent.reset()
+    yield
+    fluent.reset()
+    reset_settings()
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3
+        ):
+            return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}"
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    ) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A database migrated to head once per session; tests copy it."""
+    reason = _pg_available()
+    if reason:
+        if IN_CI:
+            pytest.fail(reason + " (CI=true: PostgreSQL is required)")
+        pytest.skip(reason)
+    from loopml.store import Database
+    from loopml.store._db import _ensure_schema
+
+    name = f"loopml_tmpl_{uuid.uuid4().hex[:10]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    db = Database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    _ensure_schema(db, upgrade=None)
+    db.dispose()
+    yield name
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database_factory(pg_template: str) -> Iterator[Callable[..., str]]:
+    """Makes PostgreSQL databases of the test's own (migrated, or empty); drops them after."""
+    made: list[str] = []
+
+    def make(*, empty: bool = False) -> str:
+        name = f"loopml_t_{uuid.uuid4().hex[:12]}"
+        template = "template0" if empty else f'"{pg_template}"'
+        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE {template}')
+        made.append(name)
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+    yield make
+    close_databases()
+    for name in made:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_uri(pg_database_factory: Callable[..., str]) -> str:
+    """A migrated PostgreSQL database of this test's own."""
+    return pg_database_factory()
+
+
+# -- servers -----------------------------------------------------------------------------------
+class ServerHandle:
+    """A real loopml server on a loopback port, run by uvicorn in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> ServerHandle:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("loopml test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
+    """Starts loopml servers over a database and artifact root (defaults under tmp_path)."""
+    from loopml.server import create_app
+
+    started: list[ServerHandle] = []
+
+    def make(
+        database_uri: str | None = None, artifact_uri: str | None = None, *, app: Any = None
+    ) -> ServerHandle:
+        n = len(started)
+        db = database_uri or f"sqlite:///{tmp_path / f'server{n}' / 'loopml.db'}"
+        art = artifact_uri or str(tmp_path / f"server{n}" / "artifacts")
+        handle = ServerHandle(app or create_app(database_uri=db, artifact_uri=art)).start()
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+# -- tracking stores, every backend ------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgres", "rest"])
+def tracking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The same tracking store contract on SQLite, PostgreSQL and REST (a real server)."""
+    from loopml.tracking import RestTrackingStore, SqlTrackingStore
+
+    store: Any
+    if request.param == "sqlite":
+        store = SqlTrackingStore(f"sqlite:///{tmp_path / 'store.db'}", str(tmp_path / "artifacts"))
+    elif request.param == "postgres":
+        store = SqlTrackingStore(request.getfixturevalue("pg_uri"), str(tmp_path / "artifacts"))
+    else:
+        store = RestTrackingStore(request.getfixturevalue("server_factory")().url)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def tracking_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs an SDK test embedded and again against a real ``loopml server``."""
+    if request.param == "server":
+        server = request.getfixturevalue("server_factory")()
+        monkeypatch.setenv("LOOPML_TRACKING_URI", server.url)
+        reset_settings()
+        fluent.reset()
+    return str(request.param)
