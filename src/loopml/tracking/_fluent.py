@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import functools
 import getpass
 import os
 import sys
@@ -509,6 +510,7 @@ def _runs_frame(runs: list[Run]) -> Any:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+@functools.cache
 def _user() -> str:
     try:
         return getpass.getuser()

@@ -112,6 +112,36 @@ def check_max_results(max_results: Any) -> int:
     return max_results
 
 
+def _write_sql(mark: str) -> dict[str, str]:
+    """SQL text of the hot writes, valid on SQLite and PostgreSQL alike."""
+
+    def values(n: int) -> str:
+        return ", ".join([mark] * n)
+
+    cols = 'run_uuid, "key", value, is_nan, timestamp, step'
+    run_cols = (
+        "run_uuid, experiment_id, workspace, name, user_id, status, start_time, "
+        "lifecycle_stage, artifact_uri, parent_run_id"
+    )
+    return {
+        "run": f"INSERT INTO runs ({run_cols}) VALUES ({values(10)})",
+        "end": f"UPDATE runs SET status = {mark}, end_time = {mark} WHERE run_uuid = {mark}",
+        "params": f'INSERT INTO params (run_uuid, "key", value) VALUES ({values(3)})',
+        "tags": (
+            f'INSERT INTO tags (run_uuid, "key", value) VALUES ({values(3)}) '
+            'ON CONFLICT (run_uuid, "key") DO UPDATE SET value = excluded.value'
+        ),
+        "metrics": f"INSERT INTO metrics ({cols}) VALUES ({values(6)})",
+        "latest": (
+            f"INSERT INTO latest_metrics ({cols}) VALUES ({values(6)}) "
+            'ON CONFLICT (run_uuid, "key") DO UPDATE SET value = excluded.value, '
+            "is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step "
+            "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+            "AND excluded.timestamp >= latest_metrics.timestamp)"
+        ),
+    }
+
+
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -132,10 +162,8 @@ class SqlTrackingStore(TrackingStore):
         self.workspace = workspace
         self._upsert = (sqlite if self.db.is_sqlite else postgresql).insert
         self._checked_workspaces: set[str] = set()
-        mark = "?" if self.db.is_sqlite else "%s"
-        self._metrics_insert_sql = (
-            f"INSERT INTO metrics ({', '.join(_METRIC_COLUMNS)}) VALUES ({', '.join([mark] * 6)})"
-        )
+        self._mark = "?" if self.db.is_sqlite else "%s"
+        self._sql = _write_sql(self._mark)
 
     def for_workspace(self, workspace: str) -> SqlTrackingStore:
         store = SqlTrackingStore(self.db, self.artifact_root, workspace=workspace)
@@ -480,24 +508,22 @@ class SqlTrackingStore(TrackingStore):
                 artifact_uri=f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
                 parent_run_id=parent,
             )
-            conn.execute(
-                insert(runs).values(
-                    run_uuid=run_id,
-                    experiment_id=exp.experiment_id,
-                    workspace=self.workspace,
-                    name=name,
-                    user_id=info.user_id,
-                    status=info.status,
-                    start_time=start,
-                    lifecycle_stage=info.lifecycle_stage,
-                    artifact_uri=info.artifact_uri,
-                    parent_run_id=parent,
-                )
+            conn.exec_driver_sql(
+                self._sql["run"],
+                (
+                    run_id,
+                    exp.experiment_id,
+                    self.workspace,
+                    name,
+                    info.user_id,
+                    info.status,
+                    start,
+                    info.lifecycle_stage,
+                    info.artifact_uri,
+                    parent,
+                ),
             )
-            conn.execute(
-                insert(run_tags),
-                [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()],
-            )
+            conn.exec_driver_sql(self._sql["tags"], [(run_id, k, v) for k, v in tag_map.items()])
         return Run(info, RunData(tags=tag_map))
 
     def get_run(self, run_id: str) -> Run:
@@ -541,7 +567,9 @@ class SqlTrackingStore(TrackingStore):
             validate_name(run_name, "run", MAX_RUN_NAME_LENGTH)
             values["name"] = run_name
             self._upsert_tags(conn, run_id, [RunTag(RUN_NAME_TAG, run_name)])
-        if values:
+        if values.keys() == {"status", "end_time"}:  # the common case: a run ends
+            conn.exec_driver_sql(self._sql["end"], (values["status"], values["end_time"], run_id))
+        elif values:
             conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(**values))
 
     def _set_run_stage(self, run_id: str, stage: str) -> None:
@@ -586,10 +614,11 @@ class SqlTrackingStore(TrackingStore):
     def _run_states(self, conn: Connection, run_ids: set[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for chunk in _chunks(sorted(run_ids)):
-            for rid, status, stage in conn.execute(
-                select(runs.c.run_uuid, runs.c.status, runs.c.lifecycle_stage).where(
-                    runs.c.run_uuid.in_(list(chunk)), runs.c.workspace == self.workspace
-                )
+            marks = ", ".join([self._mark] * len(chunk))
+            for rid, status, stage in conn.exec_driver_sql(
+                "SELECT run_uuid, status, lifecycle_stage FROM runs "
+                f"WHERE workspace = {self._mark} AND run_uuid IN ({marks})",
+                (self.workspace, *chunk),
             ):
                 out[rid] = [status, stage]
         missing = run_ids - out.keys()
@@ -616,6 +645,8 @@ class SqlTrackingStore(TrackingStore):
             if b.status is not None:
                 states[b.run_id][0] = b.status
 
+    # The three writers below go straight to the driver's executemany with prepared SQL text:
+    # on large batches SQLAlchemy's per-row parameter handling costs more than the insert.
     def _insert_params(self, conn: Connection, run_id: str, plist: Sequence[Param]) -> None:
         wanted: dict[str, str] = {}
         for p in plist:
@@ -624,83 +655,49 @@ class SqlTrackingStore(TrackingStore):
                     f"param {p.key!r} given twice with different values "
                     f"({wanted[p.key]!r} and {p.value!r}) in one batch"
                 )
-        existing = dict(
-            conn.execute(
-                select(params.c.key, params.c.value).where(
-                    params.c.run_uuid == run_id, params.c.key.in_(list(wanted))
-                )
-            ).all()
-        )
+        existing: dict[str, str] = {}
+        for keys in _chunks(list(wanted)):
+            existing.update(
+                conn.execute(
+                    select(params.c.key, params.c.value).where(
+                        params.c.run_uuid == run_id, params.c.key.in_(list(keys))
+                    )
+                ).all()
+            )
         for key, value in wanted.items():
             if key in existing and existing[key] != value:
                 raise InvalidInput(
                     f"param {key!r} of run {run_id} is already {existing[key]!r}; params cannot "
                     f"change (got {value!r}); log a new run or use a tag"
                 )
-        new = [
-            {"run_uuid": run_id, "key": k, "value": v}
-            for k, v in wanted.items()
-            if k not in existing
-        ]
+        new = [(run_id, k, v) for k, v in wanted.items() if k not in existing]
         if new:
-            conn.execute(insert(params), new)
+            conn.exec_driver_sql(self._sql["params"], new)
 
     def _upsert_tags(self, conn: Connection, run_id: str, tlist: Sequence[RunTag]) -> None:
         final = {t.key: t.value for t in tlist}
-        stmt = self._upsert(run_tags)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value}
-            ),
-            [{"run_uuid": run_id, "key": k, "value": v} for k, v in final.items()],
-        )
+        conn.exec_driver_sql(self._sql["tags"], [(run_id, k, v) for k, v in final.items()])
         if RUN_NAME_TAG in final:
             conn.execute(
                 update(runs).where(runs.c.run_uuid == run_id).values(name=final[RUN_NAME_TAG])
             )
 
     def _insert_metrics(self, conn: Connection, run_id: str, mlist: Sequence[Metric]) -> None:
-        rows = []
-        latest: dict[str, tuple[int, int, int]] = {}  # key -> (step, timestamp, index)
-        for i, m in enumerate(mlist):
-            value = m.value
-            nan = value != value
-            rows.append((run_id, m.key, 0.0 if nan else value, nan, m.timestamp, m.step))
-            cand = (m.step, m.timestamp, i)
-            prev = latest.get(m.key)
-            if prev is None or cand[:2] >= prev[:2]:
-                latest[m.key] = cand
-        # Straight to the driver's executemany: SQLAlchemy's per-row parameter work would
-        # cost more than the insert itself on large batches.
-        conn.exec_driver_sql(self._metrics_insert_sql, rows)
-        lm = latest_metrics.c
-        current: dict[str, tuple[int, int]] = {}
-        for keys in _chunks(list(latest)):
-            for key, step, ts in conn.execute(
-                select(lm.key, lm.step, lm.timestamp).where(
-                    lm.run_uuid == run_id, lm.key.in_(list(keys))
-                )
-            ):
-                current[key] = (step, ts)
-        updates = [
-            dict(zip(_METRIC_COLUMNS, rows[i], strict=True))
-            for key, (step, ts, i) in latest.items()
-            if (step, ts) >= current.get(key, (step, ts))
+        rows = [
+            (run_id, m.key, 0.0, True, m.timestamp, m.step)
+            if m.value != m.value  # NaN is stored as a flag; SQLite would turn it into NULL
+            else (run_id, m.key, m.value, False, m.timestamp, m.step)
+            for m in mlist
         ]
-        if updates:
-            stmt = self._upsert(latest_metrics)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["run_uuid", "key"],
-                    set_={
-                        "value": stmt.excluded.value,
-                        "is_nan": stmt.excluded.is_nan,
-                        "timestamp": stmt.excluded.timestamp,
-                        "step": stmt.excluded.step,
-                    },
-                ),
-                updates,
-            )
+        # The batch's candidate for each key's latest point; the database keeps it only if it
+        # is not older (by step, then timestamp) than the one it has.
+        latest: dict[str, tuple[Any, ...]] = {}
+        for row in rows:
+            prev = latest.get(row[1])
+            if prev is None or row[5] > prev[5] or (row[5] == prev[5] and row[4] >= prev[4]):
+                latest[row[1]] = row
+        conn.exec_driver_sql(self._sql["metrics"], rows)
+        conn.exec_driver_sql(self._sql["latest"], list(latest.values()))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.db.write() as conn:
