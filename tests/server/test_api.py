@@ -40,7 +40,7 @@ def test_round_trip(client: HttpClient) -> None:
         "batches": [
             {
                 "run_id": run_id,
-                "metrics": [{"key": "m", "value": "NaN", "timestamp": 1, "step": 0}],
+                "metrics": {"keys": ["m"], "values": ["NaN"], "timestamps": [1], "steps": [0]},
                 "params": [{"key": "p", "value": "1"}],
                 "tags": [{"key": "t", "value": "x"}],
             }
@@ -91,9 +91,23 @@ def test_malformed_json(client: HttpClient) -> None:
 def test_bad_metric_value(client: HttpClient) -> None:
     run_id = _run(client)
     body = {
-        "batches": [{"run_id": run_id, "metrics": [{"key": "m", "value": "lots", "timestamp": 1}]}]
+        "batches": [
+            {
+                "run_id": run_id,
+                "metrics": {"keys": ["m"], "values": ["lots"], "timestamps": [1], "steps": [0]},
+            }
+        ]
     }
     _assert_error(client.post("/api/v1/runs/batches", json=body), 400, "INVALID_PARAMETER_VALUE")
+
+
+def test_metric_columns_must_line_up(client: HttpClient) -> None:
+    run_id = _run(client)
+    cols = {"keys": ["a", "b"], "values": [1.0], "timestamps": [1, 2], "steps": [0, 0]}
+    resp = client.post(
+        "/api/v1/runs/batches", json={"batches": [{"run_id": run_id, "metrics": cols}]}
+    )
+    _assert_error(resp, 400, "INVALID_PARAMETER_VALUE", "batches.0.metrics")
 
 
 def test_bad_filter_names_position(client: HttpClient) -> None:
@@ -117,7 +131,8 @@ def test_not_found_and_conflict(client: HttpClient) -> None:
 def test_invalid_state(client: HttpClient) -> None:
     run_id = _run(client)
     client.patch(f"/api/v1/runs/{run_id}", json={"status": "FINISHED"})
-    body = {"batches": [{"run_id": run_id, "metrics": [{"key": "m", "value": 1, "timestamp": 1}]}]}
+    cols = {"keys": ["m"], "values": [1], "timestamps": [1], "steps": [0]}
+    body = {"batches": [{"run_id": run_id, "metrics": cols}]}
     _assert_error(client.post("/api/v1/runs/batches", json=body), 409, "INVALID_STATE", "FINISHED")
 
 

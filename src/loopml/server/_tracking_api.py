@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +28,7 @@ router = APIRouter(prefix="/api/v1")
 _WORKSPACE_HEADER = "x-loopml-workspace"
 
 
-def store_for(request: Request) -> SqlTrackingStore:
+async def store_for(request: Request) -> SqlTrackingStore:
     """The tracking store scoped to the request's workspace."""
     base: SqlTrackingStore = request.app.state.tracking_store
     workspace = request.headers.get(_WORKSPACE_HEADER) or base.workspace
@@ -70,25 +72,36 @@ class UpdateRun(_Body):
     run_name: str | None = None
 
 
-class MetricBody(_Body):
-    key: str
-    value: float | str
-    timestamp: int
-    step: int = 0
-
-
 class KeyValue(_Body):
     key: str
     value: str
 
 
+class MetricColumns(_Body):
+    """Metric points column-wise: the i-th key, value, timestamp and step make one point."""
+
+    keys: list[str] = Field(default_factory=list)
+    values: list[float | str] = Field(default_factory=list)
+    timestamps: list[int] = Field(default_factory=list)
+    steps: list[int] = Field(default_factory=list)
+
+
 class BatchBody(_Body):
     run_id: str
-    metrics: list[MetricBody] = Field(default_factory=list)
+    metrics: MetricColumns = Field(default_factory=MetricColumns)
     params: list[KeyValue] = Field(default_factory=list)
     tags: list[KeyValue] = Field(default_factory=list)
     status: str | None = None
     end_time: int | None = None
+
+
+class MetricHistory(BaseModel):
+    """Every point of one metric, column-wise."""
+
+    key: str
+    values: list[float | str]
+    timestamps: list[int]
+    steps: list[int]
 
 
 class WriteBatches(_Body):
@@ -137,7 +150,7 @@ def get_experiment_by_name(store: Store, name: str = Query(...)) -> dict[str, An
 
 
 @router.post("/experiments/default")
-def default_experiment(store: Store) -> dict[str, Any]:
+async def default_experiment(store: Store) -> dict[str, Any]:
     """The workspace's Default experiment, created on first use."""
     return {"experiment_id": store.get_default_experiment_id()}
 
@@ -185,7 +198,7 @@ def set_experiment_tag(experiment_id: str, body: TagBody, store: Store) -> dict[
 
 # -- runs --------------------------------------------------------------------------------------
 @router.post("/runs")
-def create_run(body: CreateRun, store: Store) -> dict[str, Any]:
+async def create_run(body: CreateRun, store: Store) -> dict[str, Any]:
     """Start a run."""
     run = store.create_run(
         body.experiment_id,
@@ -199,32 +212,40 @@ def create_run(body: CreateRun, store: Store) -> dict[str, Any]:
 
 
 @router.post("/runs/batches")
-def write_batches(body: WriteBatches, store: Store) -> dict[str, Any]:
+async def write_batches(body: WriteBatches, store: Store) -> dict[str, Any]:
     """Apply metric, param, tag and status writes for several runs in one transaction."""
     batches = []
-    for b in body.batches:
+    for i, b in enumerate(body.batches):
+        m = b.metrics
+        if not len(m.keys) == len(m.values) == len(m.timestamps) == len(m.steps):
+            raise InvalidInput(
+                f"batches.{i}.metrics: keys, values, timestamps and steps must have equal lengths"
+            )
         try:
-            metrics = [
-                Metric(m.key, decode_float(m.value), m.timestamp, m.step) for m in b.metrics
-            ]
+            values = [v if type(v) is float else decode_float(v) for v in m.values]
         except ValueError as exc:
-            raise InvalidInput(f"batches: run {b.run_id}: a metric value is not a number") from exc
+            raise InvalidInput(f"batches.{i}.metrics.values: a value is not a number") from exc
         batches.append(
             RunBatch(
                 b.run_id,
-                metrics,
+                list(map(Metric, m.keys, values, m.timestamps, m.steps)),
                 [Param(p.key, p.value) for p in b.params],
                 [RunTag(t.key, t.value) for t in b.tags],
                 b.status,
                 b.end_time,
             )
         )
-    store.write_batches(batches)
+    # Small batches (the common case) are written on the event loop: a thread hop would cost
+    # more than the write. Large ones go to a worker thread so other requests keep flowing.
+    if sum(len(b.metrics) + len(b.params) + len(b.tags) for b in batches) > 2_000:
+        await run_in_threadpool(store.write_batches, batches)
+    else:
+        store.write_batches(batches)
     return {}
 
 
 @router.post("/runs/search")
-def search_runs(body: SearchRuns, store: Store) -> dict[str, Any]:
+def search_runs(body: SearchRuns, store: Store) -> Response:
     """Runs matching a filter string, one page at a time."""
     page = store.search_runs(
         body.experiment_ids,
@@ -234,7 +255,8 @@ def search_runs(body: SearchRuns, store: Store) -> dict[str, Any]:
         order_by=body.order_by,
         page_token=body.page_token,
     )
-    return {"runs": [r.to_dict() for r in page], "next_page_token": page.token}
+    body = {"runs": [r.to_dict() for r in page], "next_page_token": page.token}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/runs/{run_id}")
@@ -273,16 +295,14 @@ def delete_tag(run_id: str, store: Store, key: str = Query(...)) -> dict[str, An
     return {}
 
 
-@router.get("/runs/{run_id}/metric-history")
-def metric_history(run_id: str, store: Store, key: str = Query(...)) -> dict[str, Any]:
+@router.get("/runs/{run_id}/metric-history", response_model=MetricHistory)
+def metric_history(run_id: str, store: Store, key: str = Query(...)) -> Response:
     """Every point of one metric, column-wise: values, timestamps, steps."""
-    points = store.get_metric_history(run_id, key)
-    return {
-        "key": key,
-        "values": [encode_float(p.value) for p in points],
-        "timestamps": [p.timestamp for p in points],
-        "steps": [p.step for p in points],
-    }
+    values, timestamps, steps = store.get_metric_history_columns(run_id, key)
+    if not all(map(math.isfinite, values)):
+        values = [encode_float(v) for v in values]  # type: ignore[misc]
+    body = {"key": key, "values": values, "timestamps": timestamps, "steps": steps}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 # -- artifacts ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from loopml.store._db import (
     open_database,
     upgrade_database,
 )
+from loopml.store._gc import paused_gc
 
 __all__ = [
     "ArtifactStore",
@@ -23,6 +24,7 @@ __all__ = [
     "HEAD_REVISION",
     "close_databases",
     "open_database",
+    "paused_gc",
     "resolve_artifact_store",
     "upgrade_database",
     "validate_artifact_path",

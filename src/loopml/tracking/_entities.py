@@ -250,9 +250,19 @@ class RunBatch:
     end_time: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The wire form; metric points travel column-wise (keys, values, timestamps, steps)."""
+        ms = self.metrics
+        values = [m.value for m in ms]
+        if not all(map(math.isfinite, values)):
+            values = [encode_float(v) for v in values]  # type: ignore[misc]
         return {
             "run_id": self.run_id,
-            "metrics": [m.to_dict() for m in self.metrics],
+            "metrics": {
+                "keys": [m.key for m in ms],
+                "values": values,
+                "timestamps": [m.timestamp for m in ms],
+                "steps": [m.step for m in ms],
+            },
             "params": [p.to_dict() for p in self.params],
             "tags": [t.to_dict() for t in self.tags],
             "status": self.status,

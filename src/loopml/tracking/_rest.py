@@ -11,7 +11,7 @@ import httpx
 import orjson
 
 from loopml.errors import InvalidInput, LoopmlError, ServerUnreachable, StoreError, error_from_code
-from loopml.store import validate_artifact_path
+from loopml.store import paused_gc, validate_artifact_path
 from loopml.tracking._base import TrackingStore
 from loopml.tracking._entities import (
     Experiment,
@@ -243,10 +243,13 @@ class RestTrackingStore(TrackingStore):
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         data = self._call("GET", f"/runs/{self._run(run_id)}/metric-history", params={"key": key})
-        return [
-            Metric(key, v if type(v) is float else decode_float(v), t, s)
-            for v, t, s in zip(data["values"], data["timestamps"], data["steps"], strict=True)
-        ]
+        values = data["values"]
+        with paused_gc():
+            if not all(type(v) is float for v in values):
+                values = [decode_float(v) for v in values]
+            return list(
+                map(Metric, [key] * len(values), values, data["timestamps"], data["steps"])
+            )
 
     def search_runs(
         self,

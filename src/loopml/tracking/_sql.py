@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loopml.errors import (
@@ -23,7 +23,7 @@ from loopml.errors import (
     NotFound,
     RunNotFound,
 )
-from loopml.store import ArtifactStore, Database, open_database
+from loopml.store import ArtifactStore, Database, open_database, paused_gc
 from loopml.store.tables import (
     experiment_tags,
     experiments,
@@ -69,15 +69,7 @@ RUN_NAME_TAG = "mlflow.runName"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 DEFAULT_EXPERIMENT_NAME = "Default"
 MAX_RESULTS_LIMIT = 50_000
-_IN_CHUNK = 900
-_METRIC_COLUMNS = (
-    "run_uuid",
-    "key",
-    "value",
-    "is_nan",
-    "timestamp",
-    "step",
-)  # stay well under SQLite's bound-parameter limit
+_IN_CHUNK = 900  # stay well under SQLite's bound-parameter limit
 
 
 def now_ms() -> int:
@@ -126,6 +118,10 @@ def _write_sql(mark: str) -> dict[str, str]:
     return {
         "run": f"INSERT INTO runs ({run_cols}) VALUES ({values(10)})",
         "end": f"UPDATE runs SET status = {mark}, end_time = {mark} WHERE run_uuid = {mark}",
+        "history": (
+            "SELECT value, is_nan, timestamp, step FROM metrics "
+            f'WHERE run_uuid = {mark} AND "key" = {mark} ORDER BY step, timestamp, seq'
+        ),
         "params": f'INSERT INTO params (run_uuid, "key", value) VALUES ({values(3)})',
         "tags": (
             f'INSERT INTO tags (run_uuid, "key", value) VALUES ({values(3)}) '
@@ -605,7 +601,10 @@ class SqlTrackingStore(TrackingStore):
         batches = [b for b in batches if not b.is_empty()]
         if not batches:
             return
-        clean = [validate_batch(b) for b in batches]
+        with paused_gc():
+            self._write_clean([validate_batch(b) for b in batches])
+
+    def _write_clean(self, clean: list[RunBatch]) -> None:
         with self.db.write() as conn:
             states = self._run_states(conn, {b.run_id for b in clean})
             for batch in clean:
@@ -711,11 +710,23 @@ class SqlTrackingStore(TrackingStore):
                 raise NotFound(f"run {run_id} has no tag {key!r}")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        with self.db.read() as conn:
+        values, timestamps, steps = self.get_metric_history_columns(run_id, key)
+        with paused_gc():
+            return list(map(Metric, [key] * len(values), values, timestamps, steps))
+
+    def get_metric_history_columns(
+        self, run_id: str, key: str
+    ) -> tuple[list[float], list[int], list[int]]:
+        """A metric's history as three columns (values, timestamps, steps), without records."""
+        with self.db.read() as conn, paused_gc():
             self._run_row(conn, run_id)
-            result = conn.execute(_history_query(), {"run_id": run_id, "key": key}).all()
-        nan = math.nan
-        return [Metric(key, nan if is_nan else v, ts, step) for v, is_nan, ts, step in result]
+            rows = conn.exec_driver_sql(self._sql["history"], (run_id, key)).fetchall()
+        if not rows:
+            return [], [], []
+        values, nans, timestamps, steps = map(list, zip(*rows, strict=True))
+        if any(nans):
+            values = [math.nan if n else v for v, n in zip(values, nans, strict=True)]
+        return values, timestamps, steps
 
     def search_runs(
         self,
@@ -744,7 +755,7 @@ class SqlTrackingStore(TrackingStore):
             offset=offset,
             limit=max_results + 1,
         )
-        with self.db.read() as conn:
+        with self.db.read() as conn, paused_gc():
             found = [r[0] for r in conn.execute(query)]
             page = self._load_runs(conn, found[:max_results])
         token = encode_page_token(offset + max_results) if len(found) > max_results else None
@@ -779,13 +790,3 @@ class SqlTrackingStore(TrackingStore):
 
     def delete_artifact(self, run_id: str, path: str) -> None:
         self._run_artifacts(run_id, for_write=True).delete(path)
-
-
-@functools.cache
-def _history_query() -> Any:
-    m = metrics.c
-    return (
-        select(m.value, m.is_nan, m.timestamp, m.step)
-        .where(and_(m.run_uuid == bindparam("run_id"), m.key == bindparam("key")))
-        .order_by(m.step, m.timestamp, m.seq)
-    )
