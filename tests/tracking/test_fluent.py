@@ -278,5 +278,6 @@ def test_tracking_uri(tmp_path: Path) -> None:
     assert (tmp_path / "other.db").exists()
     with pytest.raises(InvalidInput, match="not supported"):
         loopml.set_tracking_uri("ftp://example")
+    assert loopml.Client().store.get_run(run.info.run_id).info.run_id == run.info.run_id
     loopml.set_tracking_uri(None)
     assert loopml.get_tracking_uri().endswith("loopml.db")

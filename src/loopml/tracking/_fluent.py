@@ -31,7 +31,11 @@ from loopml.tracking._entities import (
     RunTag,
     ViewType,
 )
-from loopml.tracking._resolve import clear_cache, resolve_tracking_uri
+from loopml.tracking._resolve import (
+    clear_cache,
+    resolve_tracking_uri,
+    set_process_tracking_uri,
+)
 from loopml.tracking._sql import now_ms
 from loopml.tracking._validation import (
     int_field,
@@ -89,6 +93,7 @@ def set_tracking_uri(uri: str | Path | None) -> None:
     if new != _tracking_uri:
         _active_experiment_id = None
     _tracking_uri = new
+    set_process_tracking_uri(new)
 
 
 def get_tracking_uri() -> str:
@@ -114,6 +119,7 @@ def reset() -> None:
             pass
     _run_stack.set(())
     _tracking_uri = None
+    set_process_tracking_uri(None)
     _active_experiment_id = None
     _last_active_run_id = None
     _client_cache.clear()

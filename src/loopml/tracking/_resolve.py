@@ -12,14 +12,22 @@ from loopml.tracking._logger import BatchLogger
 __all__ = ["get_logger", "get_store", "resolve_tracking_uri"]
 
 _lock = threading.Lock()
+_process_uri: str | None = None  # set by loopml.set_tracking_uri
 _stores: dict[tuple[str, str], TrackingStore] = {}
 _loggers: dict[int, BatchLogger] = {}
 
 
-def resolve_tracking_uri(uri: str | None) -> str:
-    """The URI to use: the one given, else ``LOOPML_TRACKING_URI``, else the database URI."""
+def set_process_tracking_uri(uri: str | None) -> None:
+    """Make ``uri`` the default of every store resolved without one (``set_tracking_uri``)."""
+    global _process_uri
+    _process_uri = uri
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The URI to use: the one given, else ``set_tracking_uri``'s, else ``LOOPML_TRACKING_URI``,
+    else the embedded database."""
     settings = get_settings()
-    return uri or settings.tracking_uri or settings.resolved_database_uri
+    return uri or _process_uri or settings.tracking_uri or settings.resolved_database_uri
 
 
 def get_store(uri: str | None = None, *, workspace: str | None = None) -> TrackingStore:
