@@ -513,6 +513,9 @@ BAD_PATHS = [
     ".",
     "./",
     "a/./..",
+    "n" * 256,
+    "d/" + "n" * 300,
+    "/".join(["segment"] * 150),
 ]
 
 
@@ -525,7 +528,7 @@ def test_bad_paths_rejected(artifact_case: StoreCase, tmp_path: Path, path: str)
     src.write_bytes(b"x")
     with pytest.raises(InvalidInput) as info:
         store.put_bytes(b"x", path)
-    assert repr(path) in str(info.value)
+    assert repr(path[:200]) in str(info.value)
     for call in (
         lambda: store.put_stream([b"x"], path),
         lambda: store.put_file(src, path),

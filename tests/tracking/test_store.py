@@ -437,3 +437,15 @@ def test_artifact_paths_cannot_escape(
     with pytest.raises((InvalidInput, NotFound)):
         tracking_store.upload_artifact(run_id, src, bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("when", [2**70, -(2**64)])
+def test_out_of_range_times_are_rejected(tracking_store: TrackingStore, when: int) -> None:
+    eid = _exp(tracking_store)
+    with pytest.raises(InvalidInput, match="out of range"):
+        tracking_store.create_run(eid, start_time=when)
+    run_id = tracking_store.create_run(eid).info.run_id
+    with pytest.raises(InvalidInput, match="out of range"):
+        tracking_store.log_batch(run_id, metrics=[Metric("m", 1.0, when, 0)])
+    with pytest.raises(InvalidInput, match="out of range"):
+        tracking_store.update_run(run_id, status="FINISHED", end_time=when)

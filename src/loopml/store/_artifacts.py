@@ -54,6 +54,11 @@ class FileInfo:
         return {"path": self.path, "is_dir": self.is_dir, "file_size": self.file_size}
 
 
+# S3 keys hold at most 1024 bytes; common file systems allow 255-byte names.
+_MAX_PATH_BYTES = 1024
+_MAX_NAME_BYTES = 255
+
+
 def validate_artifact_path(path: str | None, *, allow_empty: bool = True) -> str:
     """Return ``path`` as a normalised relative POSIX path that cannot leave the store root.
 
@@ -66,7 +71,10 @@ def validate_artifact_path(path: str | None, *, allow_empty: bool = True) -> str
         raise InvalidInput(f"artifact path must be a string, got {type(path).__name__}")
 
     def bad(why: str) -> InvalidInput:
-        return InvalidInput(f"invalid artifact path {path!r}: {why}")
+        return InvalidInput(f"invalid artifact path {path[:200]!r}: {why}")
+
+    if len(path.encode("utf-8", "surrogatepass")) > _MAX_PATH_BYTES:
+        raise bad(f"it is longer than {_MAX_PATH_BYTES} bytes")
 
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         raise bad("it contains a NUL or control character")
@@ -81,6 +89,8 @@ def validate_artifact_path(path: str | None, *, allow_empty: bool = True) -> str
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise bad("'..' segments are not allowed")
+    if any(len(p.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES for p in parts):
+        raise bad(f"a file or folder name is longer than {_MAX_NAME_BYTES} bytes")
     normal = "/".join(parts)
     # Belt and braces: whatever the rules above missed, the result must stay under the root.
     if normal and (

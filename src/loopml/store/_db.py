@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
@@ -148,6 +149,10 @@ def _translate_errors() -> Iterator[None]:
         yield
     except IntegrityError as exc:
         raise AlreadyExists(f"conflicts with an existing record: {exc.orig}") from exc
+    except OverflowError as exc:
+        raise InvalidInput(f"a number is out of range for the database: {exc}") from exc
+    except DataError as exc:
+        raise InvalidInput(f"a value does not fit the database column: {exc.orig}") from exc
     except OperationalError as exc:
         raise StoreError(f"metadata database error: {exc.orig}") from exc
     except DBAPIError as exc:

@@ -24,7 +24,7 @@ from loopml.tracking._entities import (
     ViewType,
     decode_float,
 )
-from loopml.tracking._validation import validate_batch, validate_run_id
+from loopml.tracking._validation import int_field, validate_batch, validate_run_id
 
 __all__ = ["RestTrackingStore"]
 
@@ -204,7 +204,7 @@ class RestTrackingStore(TrackingStore):
     ) -> Run:
         body = {
             "experiment_id": str(experiment_id),
-            "start_time": start_time,
+            "start_time": None if start_time is None else int_field(start_time, "start_time"),
             "tags": tags or {},
             "run_name": run_name,
             "parent_run_id": parent_run_id,
@@ -223,6 +223,8 @@ class RestTrackingStore(TrackingStore):
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> RunInfo:
+        if end_time is not None:
+            end_time = int_field(end_time, "end_time")
         body = {"status": status, "end_time": end_time, "run_name": run_name}
         data = self._call("PATCH", f"/runs/{self._run(run_id)}", body=body)
         return RunInfo.from_dict(data["run_info"])

@@ -56,6 +56,7 @@ from loopml.tracking._search_sql import build_run_search
 from loopml.tracking._validation import (
     MAX_EXPERIMENT_NAME_LENGTH,
     MAX_RUN_NAME_LENGTH,
+    int_field,
     validate_batch,
     validate_experiment_id,
     validate_name,
@@ -483,7 +484,7 @@ class SqlTrackingStore(TrackingStore):
             validate_run_id(parent)
             tag_map[PARENT_RUN_TAG] = parent
         run_id = uuid.uuid4().hex
-        start = now_ms() if start_time is None else int(start_time)
+        start = now_ms() if start_time is None else int_field(start_time, "start_time")
         with self.db.write() as conn:
             exp = self._experiment_row(conn, experiment_id)
             if exp.lifecycle_stage != LifecycleStage.ACTIVE:
@@ -554,11 +555,13 @@ class SqlTrackingStore(TrackingStore):
                 raise InvalidInput(f"status {status!r} is not one of {', '.join(RunStatus.ALL)}")
             values["status"] = status
             if status in RunStatus.TERMINAL:
-                values["end_time"] = now_ms() if end_time is None else int(end_time)
+                values["end_time"] = (
+                    now_ms() if end_time is None else int_field(end_time, "end_time")
+                )
             else:
                 values["end_time"] = None
         elif end_time is not None:
-            values["end_time"] = int(end_time)
+            values["end_time"] = int_field(end_time, "end_time")
         if run_name is not None:
             validate_name(run_name, "run", MAX_RUN_NAME_LENGTH)
             values["name"] = run_name

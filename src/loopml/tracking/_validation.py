@@ -57,9 +57,12 @@ def metric_value(value: Any, key: str) -> float:
     )
 
 
+_INT64 = 2**63
+
+
 def int_field(value: Any, name: str) -> int:
-    """Coerce a step or timestamp to int, refusing floats with a fraction, bools and strings."""
-    if type(value) is int:
+    """Coerce a step or timestamp to a 64-bit int, refusing fractions, bools and strings."""
+    if type(value) is int and -_INT64 <= value < _INT64:
         return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or not isinstance(value, numbers.Integral | float):
         if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
@@ -67,6 +70,8 @@ def int_field(value: Any, name: str) -> int:
         raise InvalidInput(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
     if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
         raise InvalidInput(f"{name} must be an integer, got {value!r}")
+    if not -_INT64 <= int(value) < _INT64:
+        raise InvalidInput(f"{name} {value} is out of range (a 64-bit integer)")
     return int(value)
 
 
@@ -81,6 +86,8 @@ def validate_metric(metric: Metric) -> Metric:
         type(metric.value) is float
         and type(metric.timestamp) is int
         and type(metric.step) is int
+        and -_INT64 <= metric.timestamp < _INT64
+        and -_INT64 <= metric.step < _INT64
         and metric.key in _valid_keys
     ):
         return metric  # the common case: already checked on the logging path
