@@ -109,9 +109,9 @@ class Settings(BaseSettings):
         return str(self.home.expanduser().resolve() / "artifacts")
 
 
-def _environ_overrides() -> dict[str, str]:
+def _environ_overrides() -> dict[str, Any]:
     """Environment variables other libraries use that loopml honours too."""
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint and "LOOPML_S3_ENDPOINT_URL" not in os.environ:
         out["s3_endpoint_url"] = endpoint

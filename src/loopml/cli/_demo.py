@@ -29,16 +29,17 @@ def run_demo(*, tracking_uri: str | None, experiment: str, console: Console) -> 
     x_train, x_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=0.25, random_state=42, stratify=data.target
     )
-    params = {"n_estimators": 100, "max_depth": 6, "random_state": 42, "dataset": "breast_cancer"}
+    n_estimators = 100
+    params = {"n_estimators": n_estimators, "max_depth": 6, "random_state": 42}
     console.print(f"[bold]loopml demo[/bold]: training a random forest on {len(x_train)} rows")
     with loopml.start_run(run_name="random-forest") as run:
-        loopml.log_params(params)
+        loopml.log_params({**params, "dataset": "breast_cancer"})
         loopml.set_tags({"model_family": "random_forest", "demo": "true"})
         model = RandomForestClassifier(
             n_estimators=10, max_depth=6, random_state=42, warm_start=True
         )
         # Grow the forest 10 trees at a time and log the test accuracy at each step.
-        for step, trees in enumerate(range(10, params["n_estimators"] + 1, 10)):
+        for step, trees in enumerate(range(10, n_estimators + 1, 10)):
             model.set_params(n_estimators=trees)
             model.fit(x_train, y_train)
             loopml.log_metric(

@@ -96,7 +96,7 @@ def experiments_list(view: str, tracking_uri: str | None, as_json: bool) -> None
 
     client = Client(tracking_uri)
     view_type = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}[view]
-    exps = []
+    exps: list[Any] = []
     token = None
     while True:
         page = client.search_experiments(view_type, 1000, None, token)

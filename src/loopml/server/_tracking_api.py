@@ -255,8 +255,8 @@ def search_runs(body: SearchRuns, store: Store) -> Response:
         order_by=body.order_by,
         page_token=body.page_token,
     )
-    body = {"runs": [r.to_dict() for r in page], "next_page_token": page.token}
-    return Response(orjson.dumps(body), media_type="application/json")
+    out = {"runs": [r.to_dict() for r in page], "next_page_token": page.token}
+    return Response(orjson.dumps(out), media_type="application/json")
 
 
 @router.get("/runs/{run_id}")
@@ -358,6 +358,6 @@ class _SyncChunks:
 
     def __next__(self) -> bytes:
         try:
-            return self._from_thread.run(self._stream.__anext__)
+            return self._from_thread.run(self._stream.__anext__)  # type: ignore[arg-type]
         except StopAsyncIteration:
             raise StopIteration from None

@@ -7,6 +7,8 @@ MLflow's names (``start_time``, ``timestamp``) since they cross the MLflow-compa
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -150,11 +153,11 @@ class LatestMetric(Base):
     __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
 
 
-workspaces = Workspace.__table__
-experiments = Experiment.__table__
-experiment_tags = ExperimentTag.__table__
-runs = Run.__table__
-params = Param.__table__
-tags = Tag.__table__
-metrics = Metric.__table__
-latest_metrics = LatestMetric.__table__
+workspaces: Table = cast(Table, Workspace.__table__)
+experiments: Table = cast(Table, Experiment.__table__)
+experiment_tags: Table = cast(Table, ExperimentTag.__table__)
+runs: Table = cast(Table, Run.__table__)
+params: Table = cast(Table, Param.__table__)
+tags: Table = cast(Table, Tag.__table__)
+metrics: Table = cast(Table, Metric.__table__)
+latest_metrics: Table = cast(Table, LatestMetric.__table__)

@@ -58,9 +58,11 @@ class ViewType:
         """The lifecycle stages a view type selects."""
         from loopml.errors import InvalidInput
 
-        key = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}.get(view_type, view_type)  # type: ignore[call-overload]
-        if isinstance(key, str):
-            key = key.upper()
+        key: object = view_type
+        if isinstance(view_type, int):
+            key = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}.get(view_type, view_type)
+        elif isinstance(view_type, str):
+            key = view_type.upper()
         if key == ViewType.ACTIVE_ONLY:
             return [LifecycleStage.ACTIVE]
         if key == ViewType.DELETED_ONLY:

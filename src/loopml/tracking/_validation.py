@@ -64,7 +64,9 @@ def int_field(value: Any, name: str) -> int:
     """Coerce a step or timestamp to a 64-bit int, refusing fractions, bools and strings."""
     if type(value) is int and -_INT64 <= value < _INT64:
         return value  # type: ignore[no-any-return]
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral | float):
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name} must be an integer, got a bool: {value!r}")
+    if not isinstance(value, numbers.Integral | float):
         if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
             return int_field(value.item(), name)
         raise InvalidInput(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
