@@ -111,3 +111,15 @@ def test_logged_points_survive_exit_and_sigterm(tmp_path: Path, how: str) -> Non
     assert len(store.get_metric_history(run_id, "m")) == 5000
     expected = "RUNNING" if how == "sigterm" else "FINISHED"
     assert store.get_run(run_id).info.status == expected
+
+
+def test_queued_points_are_written_without_a_flush(tmp_path: Path) -> None:
+    """The writer does not wait for a flush: points land within the linger interval."""
+    store = _store(tmp_path)
+    run_id = store.create_run(store.get_default_experiment_id()).info.run_id
+    logger = BatchLogger(store, flush_interval_ms=20)
+    logger.log_metrics(run_id, [Metric("m", 1.0, 1, 0)])
+    deadline = time.monotonic() + 10
+    while not store.get_metric_history(run_id, "m"):
+        assert time.monotonic() < deadline, "the point was never written"
+        time.sleep(0.01)
