@@ -105,6 +105,40 @@ def test_conflict_from_another_writer_surfaces_at_end_run(tracking_mode: str) ->
     got = loopml.get_run(run.info.run_id)
     assert got.data.params == {"p": "other"}
     assert got.data.metrics == {"kept": 3.0}  # the bad param did not cost the metric
+    assert got.info.status == "FINISHED"  # nor the run its end
+
+
+def test_logging_errors_belong_to_their_run(tracking_mode: str) -> None:
+    errors: dict[str, BaseException | None] = {}
+
+    def work(name: str, conflict: bool) -> None:
+        try:
+            with loopml.start_run() as run:
+                if conflict:
+                    loopml.Client().log_param(run.info.run_id, "p", "other")
+                    loopml.log_param("p", "mine")
+                for i in range(200):
+                    loopml.log_metric("m", float(i))
+            errors[name] = None
+        except InvalidInput as exc:
+            errors[name] = exc
+
+    threads = [threading.Thread(target=work, args=(f"t{n}", n == 0)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(errors["t0"], InvalidInput)
+    assert errors["t1"] is None and errors["t2"] is None
+
+
+def test_a_logging_error_never_hides_the_users_exception(tracking_mode: str) -> None:
+    with pytest.raises(KeyError):
+        with loopml.start_run() as run:
+            loopml.Client().log_param(run.info.run_id, "p", "other")
+            loopml.log_param("p", "mine")
+            raise KeyError("the user's own error")
+    assert loopml.get_run(run.info.run_id).info.status == "FAILED"
 
 
 @pytest.mark.parametrize(
@@ -117,6 +151,15 @@ def test_conflict_from_another_writer_surfaces_at_end_run(tracking_mode: str) ->
         lambda: loopml.log_params("x"),  # type: ignore[arg-type]
         lambda: loopml.set_tags(None),  # type: ignore[arg-type]
         lambda: loopml.log_param("p", "x" * 6001),
+        lambda: loopml.set_tag("t", "a\x00b"),
+        lambda: loopml.set_tag("mlflow.runName", "x" * 300),
+        lambda: loopml.log_metric(["a"], 1.0),  # type: ignore[arg-type]
+        lambda: loopml.log_text(b"bytes", "a.txt"),  # type: ignore[arg-type]
+        lambda: loopml.Client().log_batch(
+            loopml.active_run().info.run_id,  # type: ignore[union-attr]
+            metrics=[("acc", 0.9)],  # type: ignore[list-item]
+            synchronous=False,
+        ),
     ],
 )
 def test_bad_logging_calls_raise_at_once(tracking_mode: str, call: object) -> None:
@@ -266,6 +309,29 @@ def test_non_finite_metrics(tracking_mode: str) -> None:
         loopml.log_metric("inf", math.inf)
     metrics = loopml.get_run(run.info.run_id).data.metrics
     assert math.isnan(metrics["nan"]) and metrics["inf"] == math.inf
+
+
+def test_forked_children_log(tracking_mode: str) -> None:
+    import multiprocessing
+
+    with loopml.start_run() as parent:
+        loopml.log_metric("before", 1.0)  # the parent's logger thread is running now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        run_ids = pool.map(_child_work, range(4))
+    for n, run_id in enumerate(run_ids):
+        got = loopml.get_run(run_id)
+        assert got.info.status == "FINISHED"
+        assert got.data.metrics == {"child": float(n)}
+        assert len(loopml.Client().get_metric_history(run_id, "child")) == 100
+    assert loopml.get_run(parent.info.run_id).data.metrics == {"before": 1.0}
+
+
+def _child_work(n: int) -> str:
+    with loopml.start_run() as run:
+        for _ in range(100):
+            loopml.log_metric("child", float(n))
+    return run.info.run_id
 
 
 def test_tracking_uri(tmp_path: Path) -> None:

@@ -103,13 +103,13 @@ def test_logged_points_survive_exit_and_sigterm(tmp_path: Path, how: str) -> Non
         [sys.executable, "-c", _CHILD, how], env=env, capture_output=True, text=True, timeout=120
     )
     if how == "sigterm":
-        assert proc.returncode == -signal.SIGTERM
+        assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     else:
         assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.split()[0]
     store = SqlTrackingStore(f"sqlite:///{home / 'loopml.db'}", str(home / "artifacts"))
     assert len(store.get_metric_history(run_id, "m")) == 5000
-    expected = "RUNNING" if how == "sigterm" else "FINISHED"
+    expected = "KILLED" if how == "sigterm" else "FINISHED"
     assert store.get_run(run_id).info.status == expected
 
 
@@ -123,3 +123,17 @@ def test_queued_points_are_written_without_a_flush(tmp_path: Path) -> None:
     while not store.get_metric_history(run_id, "m"):
         assert time.monotonic() < deadline, "the point was never written"
         time.sleep(0.01)
+
+
+def test_close_writes_then_stops_and_restarts_on_use(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run_id = store.create_run(store.get_default_experiment_id()).info.run_id
+    logger = BatchLogger(store, flush_interval_ms=1000)
+    logger.log_metrics(run_id, [Metric("m", 1.0, 1, 0)])
+    thread = logger._thread
+    logger.close()
+    assert thread is not None and not thread.is_alive()
+    assert len(store.get_metric_history(run_id, "m")) == 1
+    logger.log_metrics(run_id, [Metric("m", 2.0, 1, 1)])
+    logger.flush()
+    assert len(store.get_metric_history(run_id, "m")) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from loopml.errors import (
     InvalidState,
     NotFound,
     RunNotFound,
+    StoreError,
 )
 from loopml.tracking import Metric, Param, RunBatch, RunStatus, RunTag, TrackingStore
 
@@ -449,3 +451,67 @@ def test_out_of_range_times_are_rejected(tracking_store: TrackingStore, when: in
         tracking_store.log_batch(run_id, metrics=[Metric("m", 1.0, when, 0)])
     with pytest.raises(InvalidInput, match="out of range"):
         tracking_store.update_run(run_id, status="FINISHED", end_time=when)
+
+
+def test_purge_removes_artifacts_and_never_reuses_the_id(
+    tracking_store: TrackingStore, tmp_path: Path
+) -> None:
+    eid = tracking_store.create_experiment("to-purge")
+    run_id = tracking_store.create_run(eid).info.run_id
+    src = tmp_path / "a.txt"
+    src.write_text("x")
+    tracking_store.upload_artifact(run_id, src, "a.txt")
+    tracking_store.delete_experiment(eid)
+    tracking_store.purge_experiment(eid)
+    again = tracking_store.create_experiment("to-purge")
+    assert again != eid
+    fresh = tracking_store.create_run(again).info.run_id
+    assert tracking_store.list_artifacts(fresh) == []
+
+
+def test_purge_spares_a_location_the_user_chose(tmp_path: Path) -> None:
+    from loopml.tracking import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{tmp_path / 's.db'}", str(tmp_path / "root"))
+    mine = tmp_path / "mine"
+    eid = store.create_experiment("custom", artifact_location=str(mine))
+    run_id = store.create_run(eid).info.run_id
+    (tmp_path / "f.txt").write_text("keep me")
+    store.upload_artifact(run_id, tmp_path / "f.txt", "f.txt")
+    store.delete_experiment(eid)
+    store.purge_experiment(eid)
+    assert (mine / run_id / "artifacts" / "f.txt").read_text() == "keep me"
+
+
+def test_server_confines_artifact_locations(server_factory: Any, tmp_path: Path) -> None:
+    from loopml.tracking import RestTrackingStore
+
+    root = tmp_path / "srv-artifacts"
+    server = server_factory(artifact_uri=str(root))
+    store = RestTrackingStore(server.url)
+    try:
+        for outside in (str(tmp_path / "elsewhere"), f"{root}/../escape", "s3://someone/else"):
+            with pytest.raises(InvalidInput, match="outside"):
+                store.create_experiment(f"e-{uuid.uuid4().hex[:6]}", artifact_location=outside)
+        with pytest.raises(InvalidInput):
+            store.create_experiment("nul", artifact_location=f"{root}/a\x00b")
+        inside = store.create_experiment("inside", artifact_location=str(root / "team-a"))
+        assert store.get_experiment(inside).artifact_location == str(root / "team-a")
+    finally:
+        store.close()
+
+
+def test_download_refuses_a_listing_that_escapes(tmp_path: Path) -> None:
+    from loopml.store import FileInfo
+    from loopml.tracking import SqlTrackingStore
+
+    class Hostile(SqlTrackingStore):
+        def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+            return [FileInfo("../../escaped.txt", False, 1)]
+
+    store = Hostile(f"sqlite:///{tmp_path / 'h.db'}", str(tmp_path / "root"))
+    run_id = store.create_run(store.get_default_experiment_id()).info.run_id
+    with pytest.raises((InvalidInput, StoreError)):
+        store.download_artifacts(run_id, "", tmp_path / "out" / "deep")
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / "out" / "escaped.txt").exists()

@@ -60,7 +60,7 @@ def cli() -> None:
 # -- server and demo ---------------------------------------------------------------------------
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def server(host: str, port: int, workers: int) -> None:
     """Run the loopml server (JSON API under /api/v1, OpenAPI at /docs)."""
@@ -91,7 +91,7 @@ def experiments() -> None:
 @_uri_option
 @_json_option
 def experiments_list(view: str, tracking_uri: str | None, as_json: bool) -> None:
-    """List experiments with their run counts."""
+    """List experiments."""
     from loopml.tracking import Client
 
     client = Client(tracking_uri)

@@ -43,6 +43,7 @@ def create_app(
         database_uri or settings.resolved_database_uri,
         artifact_uri or settings.resolved_artifact_uri,
         workspace=settings.workspace,
+        confine_artifacts=True,
     )
     app = FastAPI(
         title="loopml",

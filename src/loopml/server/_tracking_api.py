@@ -150,7 +150,7 @@ def get_experiment_by_name(store: Store, name: str = Query(...)) -> dict[str, An
 
 
 @router.post("/experiments/default")
-async def default_experiment(store: Store) -> dict[str, Any]:
+def default_experiment(store: Store) -> dict[str, Any]:
     """The workspace's Default experiment, created on first use."""
     return {"experiment_id": store.get_default_experiment_id()}
 
@@ -198,7 +198,7 @@ def set_experiment_tag(experiment_id: str, body: TagBody, store: Store) -> dict[
 
 # -- runs --------------------------------------------------------------------------------------
 @router.post("/runs")
-async def create_run(body: CreateRun, store: Store) -> dict[str, Any]:
+def create_run(body: CreateRun, store: Store) -> dict[str, Any]:
     """Start a run."""
     run = store.create_run(
         body.experiment_id,
@@ -212,7 +212,7 @@ async def create_run(body: CreateRun, store: Store) -> dict[str, Any]:
 
 
 @router.post("/runs/batches")
-async def write_batches(body: WriteBatches, store: Store) -> dict[str, Any]:
+def write_batches(body: WriteBatches, store: Store) -> dict[str, Any]:
     """Apply metric, param, tag and status writes for several runs in one transaction."""
     batches = []
     for i, b in enumerate(body.batches):
@@ -235,12 +235,7 @@ async def write_batches(body: WriteBatches, store: Store) -> dict[str, Any]:
                 b.end_time,
             )
         )
-    # Small batches (the common case) are written on the event loop: a thread hop would cost
-    # more than the write. Large ones go to a worker thread so other requests keep flowing.
-    if sum(len(b.metrics) + len(b.params) + len(b.tags) for b in batches) > 2_000:
-        await run_in_threadpool(store.write_batches, batches)
-    else:
-        store.write_batches(batches)
+    store.write_batches(batches)
     return {}
 
 

@@ -2,12 +2,16 @@
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout, and every write transaction
 starts with ``BEGIN IMMEDIATE`` so that concurrent writers in several processes queue on the lock
-instead of failing half-way. PostgreSQL is reached through psycopg 3.
+instead of failing half-way. Its query planner statistics are kept fresh with ``PRAGMA
+optimize``, which re-analyses (with a row limit) only tables that lack statistics or have grown
+or shrunk tenfold: once the schema is current at open (SQLite 3.46+, which can check every
+table), then at most hourly after a write. PostgreSQL is reached through psycopg 3.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -40,6 +44,11 @@ __all__ = ["HEAD_REVISION", "Database", "open_database", "upgrade_database"]
 HEAD_REVISION = "0001"
 _KNOWN_REVISIONS = ("0001",)
 _SQLITE_BUSY_SECONDS = 30.0
+# From 3.46, PRAGMA optimize can check every table (0x10000) and limits its ANALYZE (0x10);
+# before, it only considers tables the connection's own queries used, and sets no limit.
+_SQLITE_OPTIMIZE_ON_OPEN = sqlite3.sqlite_version_info >= (3, 46, 0)
+_SQLITE_OPTIMIZE_SECONDS = 3600.0
+_SQLITE_ANALYSIS_LIMIT = 2000  # index rows an ANALYZE run by optimize reads, as 3.46 does
 
 
 def normalise_uri(uri: str) -> str:
@@ -68,6 +77,9 @@ class Database:
                 f"database URI {uri!r}: only sqlite:/// and postgresql:// are supported"
             )
         self.engine = _create_engine(self.uri, self.dialect)
+        # When to refresh SQLite's statistics next; never in the first moments, when several
+        # processes may still be creating the schema.
+        self._next_optimize = time.monotonic() + _SQLITE_OPTIMIZE_SECONDS
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,14 +102,21 @@ class Database:
                     yield conn
             finally:
                 conn.info["loopml_write"] = False
+            if self.is_sqlite and time.monotonic() >= self._next_optimize:
+                self._next_optimize = time.monotonic() + _SQLITE_OPTIMIZE_SECONDS
+                # On the connection that just wrote: older SQLite looks at the tables it used.
+                _sqlite_optimize(conn.connection.driver_connection, on_open=False)
+
+    def _optimize_on_open(self) -> None:
+        """Let SQLite 3.46+ analyse every table that lacks statistics or changed tenfold."""
+        if self.is_sqlite and _SQLITE_OPTIMIZE_ON_OPEN:
+            with self.engine.connect() as conn:
+                _sqlite_optimize(conn.connection.driver_connection, on_open=True)
 
     def current_revision(self) -> str | None:
         """The Alembic revision the database is at, or None for an empty database."""
         with self.read() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return None
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-            return row[0] if row else None
+            return _revision(conn)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -143,6 +162,25 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("loopml_write") else "BEGIN")
 
 
+def _sqlite_optimize(dbapi_conn: Any, *, on_open: bool) -> None:
+    """Refresh stale planner statistics, or skip it (until next time) if another writer is busy."""
+    limited = not on_open and not _SQLITE_OPTIMIZE_ON_OPEN
+    try:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA busy_timeout=0")  # never make the caller wait for the lock
+            if limited:
+                cur.execute(f"PRAGMA analysis_limit={_SQLITE_ANALYSIS_LIMIT}")
+            cur.execute("PRAGMA optimize=0x10012" if on_open else "PRAGMA optimize")
+        finally:
+            if limited:
+                cur.execute("PRAGMA analysis_limit=0")
+            cur.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
+            cur.close()
+    except sqlite3.Error:
+        pass  # statistics only speed queries up; the data is already committed
+
+
 @contextlib.contextmanager
 def _translate_errors() -> Iterator[None]:
     try:
@@ -181,10 +219,27 @@ def open_database(uri: str, *, upgrade: bool | None = None) -> Database:
             except BaseException:
                 db.dispose()
                 raise
+            db._optimize_on_open()
             _open[key] = db
         elif upgrade:
             _ensure_schema(db, upgrade=True)
         return db
+
+
+_inherited: list[Database] = []
+
+
+def _forget_connections_in_child() -> None:
+    # A forked child must neither use nor close its parent's connections (SQLite forbids both,
+    # and a parent thread may have held a pool lock at the fork): it keeps them untouched and
+    # opens its own, under a fresh lock.
+    global _open_lock
+    _inherited.extend(_open.values())
+    _open.clear()
+    _open_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_connections_in_child)
 
 
 def close_databases() -> None:
@@ -255,20 +310,26 @@ def _backup_sqlite(db: Database, revision: str) -> None:
 
 
 def _run_alembic_upgrade(db: Database) -> None:
+    """Migrate under a database-wide lock, so concurrent first opens migrate exactly once."""
     from loopml.store._migrate import alembic_upgrade
 
     with db.engine.connect() as conn:
-        if db.dialect == "postgresql":
-            # Serialise concurrent first opens of one shared database.
-            conn.exec_driver_sql("SELECT pg_advisory_lock(7746353)")
+        conn.info["loopml_write"] = True  # SQLite: BEGIN IMMEDIATE, others wait their turn
         try:
-            if db.current_revision() != HEAD_REVISION:
-                alembic_upgrade(conn)
-                conn.commit()
+            with conn.begin():
+                if db.dialect == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7746353)")
+                if _revision(conn) != HEAD_REVISION:
+                    alembic_upgrade(conn)
         finally:
-            if db.dialect == "postgresql":
-                conn.exec_driver_sql("SELECT pg_advisory_unlock(7746353)")
-                conn.commit()
+            conn.info["loopml_write"] = False
+
+
+def _revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    return row[0] if row else None
 
 
 def _redact(uri: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
 from collections.abc import Iterator
 
@@ -37,3 +38,15 @@ def paused_gc() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and _was_enabled:
                 gc.enable()
+
+
+def _reset_in_child() -> None:
+    # A pause held by another thread at fork time would never end in the child.
+    global _lock, _depth
+    if _depth and _was_enabled:
+        gc.enable()
+    _lock = threading.Lock()
+    _depth = 0
+
+
+os.register_at_fork(after_in_child=_reset_in_child)

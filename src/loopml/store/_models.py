@@ -55,7 +55,11 @@ class Experiment(Base):
     lifecycle_stage: Mapped[str] = mapped_column(String(20), nullable=False)
     creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_update_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    __table_args__ = (UniqueConstraint("workspace", "name", name="uq_experiments_workspace_name"),)
+    __table_args__ = (
+        UniqueConstraint("workspace", "name", name="uq_experiments_workspace_name"),
+        # Never hand a purged experiment's id (and so its artifact folder) to a new one.
+        {"sqlite_autoincrement": True},
+    )
 
 
 class ExperimentTag(Base):

@@ -29,7 +29,9 @@ from loopml.tracking._validation import (
     int_field,
     metric_value,
     validate_key,
+    validate_metric,
     validate_param,
+    validate_run_id,
     validate_tag,
 )
 
@@ -53,13 +55,15 @@ class Client:
         """The underlying tracking store."""
         return self._store
 
-    def flush(self) -> None:
-        """Wait until everything logged asynchronously is written; raise any write error."""
-        self._logger.flush()
+    def flush(self, run_id: str | None = None) -> None:
+        """Wait until everything logged asynchronously is written; raise the write errors of
+        ``run_id`` (of every run when None)."""
+        self._logger.flush(run_id)
 
     def _sync(self) -> None:
+        # Reads see this process's queued writes; their errors stay with their runs.
         if self._logger.has_pending():
-            self._logger.flush()
+            self._logger.wait()
 
     # -- experiments ---------------------------------------------------------------------------
     def create_experiment(
@@ -144,13 +148,21 @@ class Client:
         return self._store.update_run(run_id, status=status, run_name=name)
 
     def set_terminated(
-        self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None
+        self,
+        run_id: str,
+        status: str = RunStatus.FINISHED,
+        end_time: int | None = None,
+        *,
+        synchronous: bool = True,
     ) -> None:
-        """End a run with a terminal status."""
-        if status not in RunStatus.TERMINAL:
-            raise InvalidInput(f"status {status!r} is not one of {', '.join(RunStatus.TERMINAL)}")
-        self._sync()
-        self._store.update_run(run_id, status=status, end_time=end_time)
+        """End a run with a terminal status (queued after its records if not synchronous)."""
+        if status not in RunStatus.ALL:
+            raise InvalidInput(f"status {status!r} is not one of {', '.join(RunStatus.ALL)}")
+        if synchronous:
+            self._sync()
+            self._store.update_run(run_id, status=status, end_time=end_time)
+        else:
+            self._logger.end_run(run_id, status, now_ms() if end_time is None else end_time)
 
     def delete_run(self, run_id: str) -> None:
         """Move a run to the trash."""
@@ -208,12 +220,13 @@ class Client:
             self._sync()
             self._store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
             return
+        validate_run_id(run_id)
         if params:
             self._logger.log_params(run_id, [validate_param(p) for p in params])
         if tags:
             self._logger.set_tags(run_id, [validate_tag(t) for t in tags])
         if metrics:
-            self._logger.log_metrics(run_id, list(metrics))
+            self._logger.log_metrics(run_id, [validate_metric(m) for m in metrics])
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of a metric, ordered by step then time."""
@@ -267,6 +280,8 @@ class Client:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         """Store a string as a text artifact."""
+        if not isinstance(text, str):
+            raise InvalidInput(f"log_text takes a str, got {type(text).__name__}")
         self._upload_bytes(run_id, text.encode("utf-8"), artifact_file)
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:

@@ -273,7 +273,9 @@ class RunBatch:
 
     def is_empty(self) -> bool:
         """Whether the batch writes nothing."""
-        return not (self.metrics or self.params or self.tags or self.status)
+        return not (
+            self.metrics or self.params or self.tags or self.status or self.end_time is not None
+        )
 
 
 class PagedList(list[T], Generic[T]):

@@ -11,6 +11,7 @@ import atexit
 import contextvars
 import functools
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from loopml.config import get_settings
-from loopml.errors import AlreadyExists, InvalidInput, InvalidState
+from loopml.errors import AlreadyExists, InvalidInput, InvalidState, LoopmlError
 from loopml.tracking._client import Client
 from loopml.tracking._entities import (
     Experiment,
@@ -42,9 +43,9 @@ from loopml.tracking._validation import (
     metric_value,
     validate_key,
     validate_param,
-    validate_tag,
 )
 
+_log = logging.getLogger("loopml.tracking")
 _tracking_uri: str | None = None
 _active_experiment_id: str | None = None
 _run_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
@@ -77,7 +78,13 @@ class ActiveRun(Run):
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        _end_this(self, status)
+        if exc_type is None:
+            _end_this(self, status)
+            return
+        try:
+            _end_this(self, status)
+        except LoopmlError as error:  # never hide the user's own exception behind ours
+            _log.error("loopml: while ending run %s: %s", self.info.run_id, error)
 
 
 # -- URI and client ----------------------------------------------------------------------------
@@ -269,8 +276,8 @@ def _finish(run: ActiveRun, status: str) -> None:
         return
     object.__setattr__(run, "_ended", True)
     client = _client()
-    client._logger.end_run(run.info.run_id, status, now_ms())
-    client.flush()
+    client.set_terminated(run.info.run_id, status, now_ms(), synchronous=False)
+    client.flush(run.info.run_id)
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
@@ -337,9 +344,9 @@ def log_metric(
         0 if step is None else int_field(step, "step"),
     )
     client = _client()
-    client._logger.log_metrics(rid, (point,))
+    client.log_batch(rid, metrics=(point,), synchronous=False)
     if synchronous:
-        client.flush()
+        client.flush(rid)
 
 
 def log_metrics(
@@ -362,9 +369,9 @@ def log_metrics(
         for k, v in ((validate_key(k, "metric"), v) for k, v in metrics.items())
     ]
     client = _client()
-    client._logger.log_metrics(rid, points)
+    client.log_batch(rid, metrics=points, synchronous=False)
     if synchronous:
-        client.flush()
+        client.flush(rid)
 
 
 def log_param(key: str, value: Any, synchronous: bool = False) -> Any:
@@ -394,9 +401,9 @@ def log_params(
         for p in checked:
             known[p.key] = p.value
     client = _client()
-    client._logger.log_params(rid, checked)
+    client.log_batch(rid, params=checked, synchronous=False)
     if synchronous:
-        client.flush()
+        client.flush(rid)
 
 
 def set_tag(key: str, value: Any, synchronous: bool = False) -> None:
@@ -410,9 +417,9 @@ def set_tags(tags: dict[str, Any], synchronous: bool = False) -> None:
         raise InvalidInput(f"set_tags takes a dict, got {type(tags).__name__}")
     rid = _current().info.run_id
     client = _client()
-    client._logger.set_tags(rid, [validate_tag(RunTag(k, v)) for k, v in tags.items()])
+    client.log_batch(rid, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=False)
     if synchronous:
-        client.flush()
+        client.flush(rid)
 
 
 def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
@@ -529,11 +536,15 @@ def _source_name() -> str:
 
 
 def _end_all_at_exit() -> None:
+    from loopml.tracking import _logger
+
+    status = RunStatus.KILLED if _logger.terminating else RunStatus.FINISHED
     for run in reversed(_run_stack.get()):
         try:
-            _end_this(run, RunStatus.FINISHED)
+            _end_this(run, status)
         except Exception:  # noqa: BLE001 - interpreter is exiting; the logger reports errors
             pass
 
 
 atexit.register(_end_all_at_exit)
+os.register_at_fork(after_in_child=_client_cache.clear)

@@ -4,14 +4,22 @@ Callers put items on a bounded queue and return at once; one background thread t
 waiting (up to ``batch_size`` items, lingering up to ``flush_interval_ms`` for more), groups it per
 run in logging order and writes it with one ``TrackingStore.write_batches`` call. A full queue
 makes the caller wait: nothing is dropped. ``flush()`` returns once every item queued before it is
-written, and raises the first write error since the previous flush. A run's items are written in
-the order they were logged.
+written. A run's items are written in the order they were logged.
+
+Errors belong to the run whose records caused them: ``flush(run_id)`` raises only that run's,
+``flush()`` every run's. When a batch is refused, it is split down to single records so that one
+bad record costs nothing else, and a run's end is always attempted last.
+
+On SIGTERM (when the program has no handler of its own) the main thread raises ``SystemExit``;
+interpreter exit then ends the active runs as KILLED and flushes. After ``fork()`` the child gets
+a fresh queue and writer thread.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
 import signal
 import threading
@@ -20,7 +28,14 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from loopml.errors import InvalidInput, LoopmlError, Overloaded, ServerUnreachable, StoreError
+from loopml.errors import (
+    InvalidInput,
+    LoopmlError,
+    NotFound,
+    Overloaded,
+    ServerUnreachable,
+    StoreError,
+)
 from loopml.tracking._base import TrackingStore
 from loopml.tracking._entities import Metric, Param, RunBatch, RunTag
 
@@ -28,7 +43,7 @@ __all__ = ["BatchLogger"]
 
 _log = logging.getLogger("loopml.tracking")
 
-_METRIC, _PARAM, _TAG, _END, _FLUSH = range(5)
+_METRIC, _PARAM, _TAG, _END, _FLUSH, _STOP = range(6)
 _RETRYABLE = (ServerUnreachable, Overloaded)
 _RETRY_DELAYS = (0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 
@@ -52,14 +67,19 @@ class BatchLogger:
         flush_interval_ms: int = 50,
     ) -> None:
         self.store = store
-        self._queue: queue.Queue[tuple[int, str, Any]] = queue.Queue(maxsize=queue_size)
+        self._queue_size = queue_size
         self._batch_size = batch_size
         self._linger = flush_interval_ms / 1000.0
-        self._errors: list[LoopmlError] = []
+        self._reset()
+        _loggers.add(self)
+
+    def _reset(self) -> None:
+        """Fresh queue, error table and (lazily) thread: at creation and in a forked child."""
+        self._queue: queue.Queue[tuple[int, str, Any]] = queue.Queue(maxsize=self._queue_size)
+        self._errors: dict[str, list[LoopmlError]] = {}
         self._errors_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        _loggers.add(self)
 
     # -- producer side -------------------------------------------------------------------------
     def _put(self, item: tuple[int, str, Any]) -> None:
@@ -85,21 +105,41 @@ class BatchLogger:
 
     def has_pending(self) -> bool:
         """Whether anything queued may not be written yet."""
-        return self._thread is not None and (self._queue.unfinished_tasks > 0)
+        return self._thread is not None and self._queue.unfinished_tasks > 0
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything queued so far is written; raise the first error seen since."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far is written (errors stay with their runs)."""
         if self._thread is not None and self._thread.is_alive():
             marker = _FlushMarker()
             self._queue.put((_FLUSH, "", marker))
             if not marker.done.wait(timeout):
                 raise StoreError(f"logged data was not written within {timeout} s")
-        self.raise_errors()
 
-    def raise_errors(self) -> None:
-        """Raise (and forget) the first write error since the last call."""
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write everything queued, then stop the writer thread (it restarts if used again)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            marker = _FlushMarker()
+            self._queue.put((_STOP, "", marker))
+            thread.join(timeout)
+        with self._start_lock:
+            if self._thread is thread:
+                self._thread = None
+
+    def flush(self, run_id: str | None = None, timeout: float | None = None) -> None:
+        """Wait until everything queued is written; raise the write errors of ``run_id``
+        (of every run when None) since the last time they were raised."""
+        self.wait(timeout)
+        self.raise_errors(run_id)
+
+    def raise_errors(self, run_id: str | None = None) -> None:
+        """Raise (and forget) the first write error of a run, or of any run."""
         with self._errors_lock:
-            errors, self._errors = self._errors, []
+            if run_id is None:
+                errors = [e for errs in self._errors.values() for e in errs]
+                self._errors.clear()
+            else:
+                errors = self._errors.pop(run_id, [])
         if errors:
             first = errors[0]
             if len(errors) > 1:
@@ -121,7 +161,7 @@ class BatchLogger:
             items = [q.get()]
             size = self._size(items[0])
             deadline = time.monotonic() + self._linger
-            while size < self._batch_size and items[-1][0] != _FLUSH:
+            while size < self._batch_size and items[-1][0] not in (_FLUSH, _STOP):
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
@@ -137,12 +177,14 @@ class BatchLogger:
             try:
                 self._write(items)
             except BaseException as exc:  # the writer must survive anything
-                self._record(StoreError(f"logging failed: {exc!r}"))
+                self._record("", StoreError(f"logging failed: {exc!r}"))
             finally:
                 for item in items:
-                    if item[0] == _FLUSH:
+                    if item[0] in (_FLUSH, _STOP):
                         item[2].done.set()
                     q.task_done()
+            if items[-1][0] == _STOP:
+                return
 
     @staticmethod
     def _size(item: tuple[int, str, Any]) -> int:
@@ -153,7 +195,7 @@ class BatchLogger:
         batches: list[RunBatch] = []
         open_batch: dict[str, RunBatch] = {}
         for kind, run_id, payload in items:
-            if kind == _FLUSH:
+            if kind in (_FLUSH, _STOP):
                 continue
             batch = open_batch.get(run_id)
             if batch is None or batch.status is not None:
@@ -171,30 +213,52 @@ class BatchLogger:
             return
         try:
             self._write_with_retry(batches)
-        except LoopmlError:
-            # Isolate the failure: write each run's batch alone, then without its params.
+        except Exception:  # noqa: BLE001 - isolate the failure below, run by run
             for batch in batches:
-                self._write_one(batch)
+                self._write_isolated(batch)
 
-    def _write_one(self, batch: RunBatch) -> None:
+    def _write_isolated(self, batch: RunBatch) -> None:
+        """Write one run's batch; if refused, write every record that can be, the end last."""
         try:
             self._write_with_retry([batch])
             return
-        except LoopmlError as exc:
-            self._record(exc)
-            if not (isinstance(exc, InvalidInput) and batch.params):
-                return
-        # A bad param must not cost the run its other params, metrics and tags.
-        for param in batch.params:
-            try:
-                self._write_with_retry([RunBatch(batch.run_id, params=[param])])
-            except LoopmlError:
-                pass  # reported with the batch error above
-        rest = RunBatch(batch.run_id, batch.metrics, [], batch.tags, batch.status, batch.end_time)
+        except Exception as exc:  # noqa: BLE001 - recorded for the run, then narrowed down
+            self._record(batch.run_id, exc)
+            if isinstance(exc, NotFound):
+                return  # no such run: nothing of it can be written
+        rid = batch.run_id
+        # Each kind on its own first; a kind refused for a bad value goes record by record.
+        if batch.params and not self._try([RunBatch(rid, params=batch.params)]):
+            for param in batch.params:
+                self._try([RunBatch(rid, params=[param])])
+        if batch.tags and not self._try([RunBatch(rid, tags=batch.tags)]):
+            for tag in batch.tags:
+                self._try([RunBatch(rid, tags=[tag])])
+        self._bisect_metrics(rid, batch.metrics)
+        if batch.status is not None or batch.end_time is not None:
+            self._try([RunBatch(rid, status=batch.status, end_time=batch.end_time)], report=True)
+
+    def _bisect_metrics(self, run_id: str, metrics: list[Metric]) -> None:
+        if not metrics:
+            return
         try:
-            self._write_with_retry([rest])
-        except LoopmlError as exc:
-            self._record(exc)
+            self._write_with_retry([RunBatch(run_id, metrics=metrics)])
+        except InvalidInput:
+            if len(metrics) > 1:  # one bad point among good ones: find it by halves
+                mid = len(metrics) // 2
+                self._bisect_metrics(run_id, metrics[:mid])
+                self._bisect_metrics(run_id, metrics[mid:])
+        except Exception:  # noqa: BLE001 - a run-level refusal, already recorded
+            pass
+
+    def _try(self, batches: list[RunBatch], *, report: bool = False) -> bool:
+        try:
+            self._write_with_retry(batches)
+            return True
+        except Exception as exc:  # noqa: BLE001 - the batch's own error was recorded already
+            if report:
+                self._record(batches[0].run_id, exc)
+            return False
 
     def _write_with_retry(self, batches: list[RunBatch]) -> None:
         for delay in (*_RETRY_DELAYS, None):
@@ -206,20 +270,21 @@ class BatchLogger:
                     raise
                 time.sleep(delay)
 
-    def _record(self, exc: LoopmlError) -> None:
-        _log.warning("loopml logging error: %s", exc)
+    def _record(self, run_id: str, exc: BaseException) -> None:
+        error = exc if isinstance(exc, LoopmlError) else StoreError(f"logging failed: {exc!r}")
+        _log.warning("loopml logging error (run %s): %s", run_id or "?", error)
         with self._errors_lock:
-            self._errors.append(exc)
+            self._errors.setdefault(run_id, []).append(error)
 
 
 _loggers: weakref.WeakSet[BatchLogger] = weakref.WeakSet()
 
 
 def flush_all(timeout: float | None = 30.0) -> None:
-    """Flush every live logger (interpreter exit, SIGTERM); errors are logged, not raised."""
+    """Flush every live logger (interpreter exit); errors are logged, not raised."""
     for logger in list(_loggers):
         try:
-            logger.flush(timeout)
+            logger.flush(timeout=timeout)
         except LoopmlError as exc:
             _log.error("loopml: logged data could not be written: %s", exc)
 
@@ -227,16 +292,39 @@ def flush_all(timeout: float | None = 30.0) -> None:
 atexit.register(flush_all)
 
 
+def _after_fork_in_child() -> None:
+    global _sigterm_allowed
+    for logger in list(_loggers):
+        logger._reset()
+    # Forked workers (multiprocessing pools) are stopped with SIGTERM by their parent and must
+    # die at once, as they would without loopml: they get the default handler back.
+    _sigterm_allowed = False
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+terminating = False  # set when SIGTERM ends the process: active runs end as KILLED
+_sigterm_allowed = True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    global terminating
+    terminating = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise SystemExit(128 + signum)
+
+
 def _install_sigterm_handler() -> None:
-    """Flush on SIGTERM when nobody else handles it, then terminate as before."""
-    if threading.current_thread() is not threading.main_thread():
+    """On SIGTERM, exit through ``SystemExit`` so exit hooks end runs and flush.
+
+    The handler itself takes no lock: it may interrupt the main thread inside ``queue.put``.
+    Installed only from the main thread, only when nobody else handles SIGTERM, and not in
+    forked children.
+    """
+    if not _sigterm_allowed or threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return
-
-    def _on_sigterm(signum: int, frame: Any) -> None:
-        flush_all(timeout=10.0)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)
-
     signal.signal(signal.SIGTERM, _on_sigterm)

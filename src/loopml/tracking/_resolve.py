@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from loopml.config import get_settings
@@ -79,6 +80,17 @@ def get_logger(store: TrackingStore) -> BatchLogger:
         return logger
 
 
+def _fresh_caches_in_child() -> None:
+    # A forked child builds its own stores and loggers; its parent's threads are gone.
+    global _lock
+    _lock = threading.Lock()
+    _stores.clear()
+    _loggers.clear()
+
+
+os.register_at_fork(after_in_child=_fresh_caches_in_child)
+
+
 def clear_cache() -> None:
     """Flush and forget every cached store and logger (tests, or after changing settings)."""
     with _lock:
@@ -91,5 +103,6 @@ def clear_cache() -> None:
             logger.flush(timeout=30)
         except Exception:  # noqa: BLE001 - best effort while tearing down
             pass
+        logger.close()
     for store in stores:
         store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,18 @@ from loopml.tracking._validation import int_field, validate_batch, validate_run_
 
 __all__ = ["RestTrackingStore"]
 
+_live: weakref.WeakSet[RestTrackingStore] = weakref.WeakSet()
+
+
+def _fresh_clients_in_child() -> None:
+    # A forked child must not share its parent's keep-alive sockets.
+    for store in list(_live):
+        store._client = store._new_client()
+        store._owns_client = True
+
+
+os.register_at_fork(after_in_child=_fresh_clients_in_child)
+
 WORKSPACE_HEADER = "X-Loopml-Workspace"
 _API = "/api/v1"
 
@@ -51,13 +65,17 @@ class RestTrackingStore(TrackingStore):
         headers = {WORKSPACE_HEADER: workspace}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = _client or httpx.Client(
-            base_url=self.base_url,
-            timeout=timeout,
-            limits=httpx.Limits(max_keepalive_connections=8),
-        )
+        self._client = _client or self._new_client()
         self._headers = headers
         self._owns_client = _client is None
+        _live.add(self)
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_keepalive_connections=8),
+        )
 
     def close(self) -> None:
         if self._owns_client:
@@ -93,10 +111,17 @@ class RestTrackingStore(TrackingStore):
                 method, _API + path, content=content, params=params, headers=headers
             )
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the loopml server at {self.base_url}: {exc}"
-            ) from exc
+            raise self._transport_error(exc) from exc
         return self._decode(resp)
+
+    def _transport_error(self, exc: httpx.TransportError) -> LoopmlError:
+        """Only a request that never reached the server is safe to retry."""
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            return ServerUnreachable(f"cannot reach the loopml server at {self.base_url}: {exc}")
+        return StoreError(
+            f"the request to the loopml server at {self.base_url} failed after it was sent "
+            f"({type(exc).__name__}: {exc}); it may or may not have been applied"
+        )
 
     def _decode(self, resp: httpx.Response) -> Any:
         if resp.status_code >= 300:
@@ -294,9 +319,7 @@ class RestTrackingStore(TrackingStore):
                 headers={**self._headers, "Content-Type": "application/octet-stream"},
             )
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the loopml server at {self.base_url}: {exc}"
-            ) from exc
+            raise self._transport_error(exc) from exc
         self._decode(resp)
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
@@ -314,15 +337,11 @@ class RestTrackingStore(TrackingStore):
                     raise self._error(resp)
                 yield from resp.iter_bytes(1 << 20)
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the loopml server at {self.base_url}: {exc}"
-            ) from exc
+            raise self._transport_error(exc) from exc
 
     def delete_artifact(self, run_id: str, path: str) -> None:
         try:
             resp = self._client.delete(self._artifact_url(run_id, path), headers=self._headers)
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the loopml server at {self.base_url}: {exc}"
-            ) from exc
+            raise self._transport_error(exc) from exc
         self._decode(resp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 import math
 import time
 import uuid
@@ -20,6 +21,7 @@ from loopml.errors import (
     ExperimentNotFound,
     InvalidInput,
     InvalidState,
+    LoopmlError,
     NotFound,
     RunNotFound,
 )
@@ -65,6 +67,8 @@ from loopml.tracking._validation import (
 )
 
 __all__ = ["SqlTrackingStore"]
+
+_log = logging.getLogger("loopml.tracking")
 
 RUN_NAME_TAG = "mlflow.runName"
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -153,9 +157,12 @@ class SqlTrackingStore(TrackingStore):
         artifact_root: str,
         *,
         workspace: str = "default",
+        confine_artifacts: bool = False,
     ) -> None:
         self.db = open_database(database) if isinstance(database, str) else database
         self.artifact_root = artifact_root.rstrip("/")
+        # A shared server must not let clients choose where it writes (confine_artifacts).
+        self.confine_artifacts = confine_artifacts
         self.workspace = workspace
         self._upsert = (sqlite if self.db.is_sqlite else postgresql).insert
         self._checked_workspaces: set[str] = set()
@@ -163,7 +170,12 @@ class SqlTrackingStore(TrackingStore):
         self._sql = _write_sql(self._mark)
 
     def for_workspace(self, workspace: str) -> SqlTrackingStore:
-        store = SqlTrackingStore(self.db, self.artifact_root, workspace=workspace)
+        store = SqlTrackingStore(
+            self.db,
+            self.artifact_root,
+            workspace=workspace,
+            confine_artifacts=self.confine_artifacts,
+        )
         store._checked_workspaces = self._checked_workspaces
         return store
 
@@ -274,6 +286,8 @@ class SqlTrackingStore(TrackingStore):
     ) -> str:
         validate_name(name, "experiment", MAX_EXPERIMENT_NAME_LENGTH)
         tag_list = [validate_tag(RunTag(k, v)) for k, v in (tags or {}).items()]
+        if artifact_location:
+            self._check_artifact_location(artifact_location)
         now = now_ms()
         with self.db.write() as conn:
             self._check_workspace(conn)
@@ -319,6 +333,21 @@ class SqlTrackingStore(TrackingStore):
                     [{"experiment_id": eid, "key": t.key, "value": t.value} for t in tag_list],
                 )
         return str(eid)
+
+    def _check_artifact_location(self, location: str) -> None:
+        if not isinstance(location, str) or any(ord(c) < 32 for c in location):
+            raise InvalidInput(f"artifact_location {location!r:.200} is not a valid location")
+        try:
+            chosen = ArtifactStore(location).root.rstrip("/")
+        except LoopmlError as exc:
+            raise InvalidInput(f"artifact_location {location!r:.200}: {exc}") from exc
+        if self.confine_artifacts:
+            root = self._artifact_store(self.artifact_root).root.rstrip("/")
+            if not chosen.startswith(root + "/"):
+                raise InvalidInput(
+                    f"artifact_location {location!r:.200} is outside this server's artifact root "
+                    f"{self.artifact_root}; leave it unset, or choose a folder under the root"
+                )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self.db.read() as conn:
@@ -443,9 +472,15 @@ class SqlTrackingStore(TrackingStore):
             conn.execute(delete(runs).where(runs.c.experiment_id == eid))
             conn.execute(delete(experiment_tags).where(experiment_tags.c.experiment_id == eid))
             conn.execute(delete(experiments).where(experiments.c.experiment_id == eid))
-        artifacts = self._artifact_store(row.artifact_location)
-        if artifacts.exists(""):
-            artifacts.delete("")
+        # Only the folder loopml made for the experiment under its own root is removed; a
+        # location the user chose is theirs to clean up.
+        if row.artifact_location == f"{self.artifact_root}/{eid}":
+            root = self._artifact_store(self.artifact_root)
+            try:
+                if root.exists(str(eid)):
+                    root.delete(str(eid))
+            except LoopmlError as exc:
+                _log.warning("experiment %s purged; its artifacts were not removed: %s", eid, exc)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         tag = validate_tag(RunTag(key, value))

@@ -23,8 +23,8 @@ _valid_keys: set[str] = set()  # keys already checked; logging the same key agai
 
 def validate_key(key: Any, kind: str) -> str:
     """Return ``key`` if it is a legal metric, param or tag name, else raise ``InvalidInput``."""
-    if key in _valid_keys:
-        return key  # type: ignore[no-any-return]
+    if type(key) is str and key in _valid_keys:
+        return key
     if not isinstance(key, str):
         raise InvalidInput(f"{kind} key must be a string, got {type(key).__name__}: {key!r}")
     if not key or len(key) > MAX_KEY_LENGTH:
@@ -84,6 +84,8 @@ def string_value(value: Any) -> str:
 
 def validate_metric(metric: Metric) -> Metric:
     """Validate a whole ``Metric`` (keys, value type, integer step and timestamp)."""
+    if not isinstance(metric, Metric):
+        raise InvalidInput(f"expected a Metric, got {type(metric).__name__}: {metric!r:.80}")
     if (
         type(metric.value) is float
         and type(metric.timestamp) is int
@@ -104,8 +106,12 @@ def validate_metric(metric: Metric) -> Metric:
 
 def validate_param(param: Param) -> Param:
     """Validate a ``Param`` and turn its value into a string."""
+    if not isinstance(param, Param):
+        raise InvalidInput(f"expected a Param, got {type(param).__name__}: {param!r:.80}")
     key = validate_key(param.key, "param")
     value = string_value(param.value)
+    if "\x00" in value:
+        raise InvalidInput(f"param {key!r}: value contains a NUL character")
     if len(value) > MAX_PARAM_VALUE_LENGTH:
         raise InvalidInput(
             f"param {key!r}: value has {len(value)} characters, more than {MAX_PARAM_VALUE_LENGTH}"
@@ -115,8 +121,14 @@ def validate_param(param: Param) -> Param:
 
 def validate_tag(tag: RunTag) -> RunTag:
     """Validate a ``RunTag`` and turn its value into a string."""
+    if not isinstance(tag, RunTag):
+        raise InvalidInput(f"expected a RunTag, got {type(tag).__name__}: {tag!r:.80}")
     key = validate_key(tag.key, "tag")
     value = string_value(tag.value)
+    if "\x00" in value:
+        raise InvalidInput(f"tag {key!r}: value contains a NUL character")
+    if key == "mlflow.runName":
+        validate_name(value, "run", MAX_RUN_NAME_LENGTH)
     if len(value) > MAX_TAG_VALUE_LENGTH:
         raise InvalidInput(
             f"tag {key!r}: value has {len(value)} characters, more than {MAX_TAG_VALUE_LENGTH}"
@@ -127,7 +139,9 @@ def validate_tag(tag: RunTag) -> RunTag:
 def validate_name(name: Any, kind: str, max_length: int) -> str:
     """Validate an experiment or run name: a non-blank string of bounded length."""
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput(f"{kind} name must be a non-empty string, got {name!r}")
+        raise InvalidInput(f"{kind} name must be a non-empty string, got {name!r:.80}")
+    if "\x00" in name:
+        raise InvalidInput(f"{kind} name contains a NUL character")
     if len(name) > max_length:
         raise InvalidInput(f"{kind} name has {len(name)} characters, more than {max_length}")
     return name

@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("creation_time", sa.BigInteger(), nullable=False),
         sa.Column("last_update_time", sa.BigInteger(), nullable=False),
         sa.UniqueConstraint("workspace", "name", name="uq_experiments_workspace_name"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "experiment_tags",
