@@ -347,3 +347,28 @@ def test_tracking_uri(tmp_path: Path) -> None:
     assert loopml.Client().store.get_run(run.info.run_id).info.run_id == run.info.run_id
     loopml.set_tracking_uri(None)
     assert loopml.get_tracking_uri().endswith("loopml.db")
+
+
+def test_mlflow_call_shapes(tracking_mode: str) -> None:
+    """Positional arguments and names as MLflow has them."""
+    assert loopml.MlflowClient is loopml.Client
+    loopml.set_experiment("shapes")
+    loopml.set_experiment_tag("owner", "ml")
+    loopml.set_experiment_tags({"stage": "dev"})
+    assert loopml.get_experiment_by_name("shapes").tags == {"owner": "ml", "stage": "dev"}  # type: ignore[union-attr]
+    with loopml.start_run() as parent:
+        loopml.log_metric("a", 1.0, 3, True)  # key, value, step, synchronous
+        loopml.log_metrics({"b": 2.0}, 4, True)  # metrics, step, synchronous
+        loopml.set_tag("temp", "x")
+        loopml.delete_tag("temp")
+        with loopml.start_run(nested=True) as child:
+            pass
+        loopml.flush_async_logging()
+    assert loopml.get_parent_run(child.info.run_id).info.run_id == parent.info.run_id  # type: ignore[union-attr]
+    assert loopml.get_parent_run(parent.info.run_id) is None
+    got = loopml.get_run(parent.info.run_id)
+    assert "temp" not in got.data.tags
+    history = loopml.Client().get_metric_history(parent.info.run_id, "a")
+    assert [(p.value, p.step) for p in history] == [(1.0, 3)]
+    names = [e.name for e in loopml.search_experiments(filter_string="name = 'shapes'")]
+    assert names == ["shapes"]

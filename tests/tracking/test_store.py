@@ -114,7 +114,8 @@ def test_search_experiments_pages(tracking_store: TrackingStore) -> None:
     deleted = tracking_store.search_experiments(view_type="DELETED_ONLY")
     assert [e.name for e in deleted] == ["page-0"]
     assert len(tracking_store.search_experiments(view_type="ALL")) == 5
-    assert [e.name for e in tracking_store.search_experiments(name_like="PAGE-3%")] == ["page-3"]
+    found = tracking_store.search_experiments(filter_string="name ILIKE 'PAGE-3%'")
+    assert [e.name for e in found] == ["page-3"]
     with pytest.raises(InvalidInput):
         tracking_store.search_experiments(view_type="SOME")
     with pytest.raises(InvalidInput):
@@ -515,3 +516,27 @@ def test_download_refuses_a_listing_that_escapes(tmp_path: Path) -> None:
         store.download_artifacts(run_id, "", tmp_path / "out" / "deep")
     assert not (tmp_path / "escaped.txt").exists()
     assert not (tmp_path / "out" / "escaped.txt").exists()
+
+
+def test_search_experiments_filter_and_order(tracking_store: TrackingStore) -> None:
+    a = tracking_store.create_experiment("alpha-1", tags={"team": "vision"})
+    b = tracking_store.create_experiment("Alpha-2", tags={"team": "nlp"})
+    c = tracking_store.create_experiment("beta", tags={"team": "vision"})
+
+    def names(**kwargs: Any) -> list[str]:
+        return [e.name for e in tracking_store.search_experiments(**kwargs)]
+
+    assert names(filter_string="name LIKE 'alpha%'") == ["alpha-1"]
+    assert names(filter_string="name ILIKE 'alpha%'") == ["alpha-1", "Alpha-2"]
+    assert names(filter_string="tags.team = 'vision'") == ["alpha-1", "beta"]
+    assert names(filter_string="tags.team = 'vision' AND name != 'beta'") == ["alpha-1"]
+    created = tracking_store.get_experiment(b).creation_time
+    assert set(names(filter_string=f"creation_time >= {created}")) >= {"Alpha-2", "beta"}
+    assert names(order_by=["name DESC"])[:3] == ["beta", "Alpha-2", "alpha-1"]
+    assert names(filter_string="attribute.name = 'beta'", order_by=["experiment_id"]) == ["beta"]
+    assert {a, b, c} <= {e.experiment_id for e in tracking_store.search_experiments()}
+    for bad in ("name > 'x'", "colour = 'red'", "name = 'a' OR name = 'b'", "creation_time = 'x'"):
+        with pytest.raises(InvalidInput, match="experiment filter"):
+            tracking_store.search_experiments(filter_string=bad)
+    with pytest.raises(InvalidInput, match="order_by"):
+        tracking_store.search_experiments(order_by=["colour"])

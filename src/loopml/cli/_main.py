@@ -99,7 +99,7 @@ def experiments_list(view: str, tracking_uri: str | None, as_json: bool) -> None
     exps: list[Any] = []
     token = None
     while True:
-        page = client.search_experiments(view_type, 1000, None, token)
+        page = client.search_experiments(view_type, 1000, None, None, token)
         exps.extend(page)
         token = page.token
         if not token:

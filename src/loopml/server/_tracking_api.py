@@ -132,12 +132,17 @@ def search_experiments(
     store: Store,
     view_type: str = "ACTIVE_ONLY",
     max_results: int = 1000,
-    name_like: str | None = None,
+    filter: str | None = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    """List experiments, one page at a time."""
+    """Search experiments (MLflow's experiment filter grammar), one page at a time."""
     page = store.search_experiments(
-        view_type=view_type, max_results=max_results, name_like=name_like, page_token=page_token
+        view_type=view_type,
+        max_results=max_results,
+        filter_string=filter,
+        order_by=order_by,
+        page_token=page_token,
     )
     return {"experiments": [e.to_dict() for e in page], "next_page_token": page.token}
 

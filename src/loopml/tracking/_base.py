@@ -66,10 +66,11 @@ class TrackingStore(abc.ABC):
         *,
         view_type: str | int = ViewType.ACTIVE_ONLY,
         max_results: int = 1000,
-        name_like: str | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        """Experiments ordered by id, optionally whose name matches a LIKE pattern."""
+        """Experiments matching an MLflow experiment filter, in ``order_by`` order (then id)."""
 
     @abc.abstractmethod
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:

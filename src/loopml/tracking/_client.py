@@ -88,14 +88,16 @@ class Client:
         self,
         view_type: str | int = ViewType.ACTIVE_ONLY,
         max_results: int = 1000,
-        name_like: str | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        """A page of experiments, ordered by id."""
+        """A page of experiments matching an MLflow experiment filter."""
         return self._store.search_experiments(
             view_type=view_type,
             max_results=max_results,
-            name_like=name_like,
+            filter_string=filter_string,
+            order_by=order_by,
             page_token=page_token,
         )
 

@@ -188,14 +188,15 @@ def delete_experiment(experiment_id: str) -> None:
 def search_experiments(
     view_type: str | int = ViewType.ACTIVE_ONLY,
     max_results: int | None = None,
-    name_like: str | None = None,
+    filter_string: str | None = None,
+    order_by: Sequence[str] | None = None,
 ) -> list[Experiment]:
     """Every experiment (of the view type), following pages."""
     client = _client()
     out: list[Experiment] = []
     token = None
     while True:
-        page = client.search_experiments(view_type, 1000, name_like, token)
+        page = client.search_experiments(view_type, 1000, filter_string, order_by, token)
         out.extend(page)
         token = page.token
         if not token or (max_results is not None and len(out) >= max_results):
@@ -325,13 +326,16 @@ def flush() -> None:
         client.flush()
 
 
+flush_async_logging = flush  # MLflow's name for the same durability point
+
+
 # -- logging -----------------------------------------------------------------------------------
 def log_metric(
     key: str,
     value: float,
     step: int | None = None,
+    synchronous: bool | None = None,
     timestamp: int | None = None,
-    synchronous: bool = False,
     run_id: str | None = None,
 ) -> None:
     """Log one metric point to the active run (starting one if none is active)."""
@@ -352,9 +356,9 @@ def log_metric(
 def log_metrics(
     metrics: dict[str, float],
     step: int | None = None,
-    timestamp: int | None = None,
-    synchronous: bool = False,
+    synchronous: bool | None = None,
     run_id: str | None = None,
+    timestamp: int | None = None,
 ) -> None:
     """Log several metrics at one step."""
     rid = run_id or _current().info.run_id
@@ -374,14 +378,14 @@ def log_metrics(
         client.flush(rid)
 
 
-def log_param(key: str, value: Any, synchronous: bool = False) -> Any:
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
     """Log a param; another value for a key already logged is ``InvalidInput``."""
     log_params({key: value}, synchronous=synchronous)
     return value
 
 
 def log_params(
-    params: dict[str, Any], synchronous: bool = False, run_id: str | None = None
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
 ) -> None:
     """Log several params."""
     if not isinstance(params, dict):
@@ -406,12 +410,12 @@ def log_params(
         client.flush(rid)
 
 
-def set_tag(key: str, value: Any, synchronous: bool = False) -> None:
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
     """Set a tag on the active run."""
     set_tags({key: value}, synchronous=synchronous)
 
 
-def set_tags(tags: dict[str, Any], synchronous: bool = False) -> None:
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
     """Set several tags on the active run."""
     if not isinstance(tags, dict):
         raise InvalidInput(f"set_tags takes a dict, got {type(tags).__name__}")
@@ -420,6 +424,31 @@ def set_tags(tags: dict[str, Any], synchronous: bool = False) -> None:
     client.log_batch(rid, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=False)
     if synchronous:
         client.flush(rid)
+
+
+def delete_tag(key: str) -> None:
+    """Remove a tag from the active run."""
+    rid = _current().info.run_id
+    _client().delete_tag(rid, key)
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    """Set a tag on the active experiment."""
+    _client().set_experiment_tag(_experiment_id(), key, value)
+
+
+def set_experiment_tags(tags: dict[str, Any]) -> None:
+    """Set several tags on the active experiment."""
+    if not isinstance(tags, dict):
+        raise InvalidInput(f"set_experiment_tags takes a dict, got {type(tags).__name__}")
+    for key, value in tags.items():
+        set_experiment_tag(key, value)
+
+
+def get_parent_run(run_id: str) -> Run | None:
+    """The parent of a nested run, or None."""
+    parent = get_run(run_id).info.parent_run_id
+    return get_run(parent) if parent else None
 
 
 def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:

@@ -179,7 +179,8 @@ class RestTrackingStore(TrackingStore):
         *,
         view_type: str | int = ViewType.ACTIVE_ONLY,
         max_results: int = 1000,
-        name_like: str | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
         data = self._call(
@@ -188,7 +189,8 @@ class RestTrackingStore(TrackingStore):
             params={
                 "view_type": str(view_type),
                 "max_results": max_results,
-                "name_like": name_like,
+                "filter": filter_string,
+                "order_by": list(order_by or []) or None,
                 "page_token": page_token,
             },
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loopml.errors import (
@@ -52,6 +52,7 @@ from loopml.tracking._entities import (
     RunTag,
     ViewType,
 )
+from loopml.tracking._experiment_filter import experiment_filter, experiment_order
 from loopml.tracking._filter import parse_filter, parse_order_by
 from loopml.tracking._names import random_run_name
 from loopml.tracking._search_sql import build_run_search
@@ -380,7 +381,8 @@ class SqlTrackingStore(TrackingStore):
         *,
         view_type: str | int = ViewType.ACTIVE_ONLY,
         max_results: int = 1000,
-        name_like: str | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
         stages = ViewType.stages(view_type)
@@ -390,9 +392,8 @@ class SqlTrackingStore(TrackingStore):
             experiments.c.workspace == self.workspace,
             experiments.c.lifecycle_stage.in_(stages),
         )
-        if name_like:
-            query = query.where(func.lower(experiments.c.name).like(name_like.lower()))
-        query = query.order_by(experiments.c.experiment_id).offset(offset).limit(max_results + 1)
+        query = query.where(*experiment_filter(filter_string))
+        query = query.order_by(*experiment_order(order_by)).offset(offset).limit(max_results + 1)
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             items = [self._to_experiment(conn, r) for r in rows[:max_results]]
