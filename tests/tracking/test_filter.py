@@ -16,8 +16,10 @@ from sqlalchemy import Engine, create_engine, insert, text
 
 from loopml.errors import InvalidInput
 from loopml.store.tables import Base, experiments, latest_metrics, params, runs, tags, workspaces
+from loopml.tracking import _search_plan
 from loopml.tracking._filter import And, Comparison, Or, OrderKey, parse_filter, parse_order_by
-from loopml.tracking._search_sql import build_run_search
+from loopml.tracking._search_plan import Tuning, search_run_ids
+from loopml.tracking._search_sql import Scope, build_run_search
 
 # ---------------------------------------------------------------------------------------------
 # Parser
@@ -369,7 +371,35 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         return
     for eng in _postgres_engine():
         _populate(eng)
+        with eng.connect() as conn:  # without statistics every plan is a nested loop
+            conn.execute(text("ANALYZE"))
         yield eng
+
+
+# The planner's thresholds are made for 100k-run experiments; on these 300 runs the defaults
+# always sort from a small driver. The other tunings force each path of the planner: walks in
+# chunks of 5 index entries that always walk on (and search tie groups of 8 entries by the next
+# keys), or that always sort after the first chunk, or one walk over the whole index.
+_TUNINGS = {
+    "default": Tuning(),
+    "walk": Tuning(
+        small_driver=0, first_chunk=5, tie_group=8, walk_cost=0, walk_cost_postgresql=0
+    ),
+    "walk-then-sort": Tuning(
+        small_driver=0,
+        first_chunk=5,
+        tie_group=8,
+        walk_cost=math.inf,
+        walk_cost_postgresql=math.inf,
+    ),
+    "walk-whole": Tuning(small_driver=0, first_chunk=100_000),
+}
+
+
+@pytest.fixture(params=list(_TUNINGS))
+def tuning(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(_search_plan, "TUNING", _TUNINGS[request.param])
+    return str(request.param)
 
 
 def _search(
@@ -382,18 +412,22 @@ def _search(
     stages: tuple[str, ...] = ("active",),
     offset: int = 0,
     limit: int = 10_000,
+    check: bool = True,
 ) -> list[str]:
-    stmt = build_run_search(
-        workspace=workspace,
-        experiment_ids=list(experiment_ids),
-        expr=parse_filter(filter_string),
-        order_by=parse_order_by(order_by),
-        lifecycle_stages=list(stages),
-        offset=offset,
-        limit=limit,
-    )
+    args: dict[str, Any] = {
+        "workspace": workspace,
+        "experiment_ids": list(experiment_ids),
+        "expr": parse_filter(filter_string),
+        "order_by": parse_order_by(order_by),
+        "lifecycle_stages": list(stages),
+        "offset": offset,
+        "limit": limit,
+    }
     with engine.connect() as conn:
-        return list(conn.execute(stmt).scalars())
+        found = search_run_ids(conn, **args)
+        if check:  # the one-statement search agrees
+            assert found == list(conn.execute(build_run_search(**args)).scalars())
+        return found
 
 
 # -- the reference: plain Python over _RUNS, written without the code under test --------------
@@ -547,7 +581,9 @@ def _reference_order(rows: list[_Run], keys: list[tuple[SortKey, bool]]) -> list
 @pytest.mark.parametrize(
     ("filter_string", "predicate"), _FILTER_CASES, ids=[c[0] for c in _FILTER_CASES]
 )
-def test_filter_matches_reference(engine: Engine, filter_string: str, predicate: Pred) -> None:
+def test_filter_matches_reference(
+    engine: Engine, tuning: str, filter_string: str, predicate: Pred
+) -> None:
     expected = _reference_order([r for r in _visible() if predicate(r)], [])
     assert _search(engine, filter_string) == expected
 
@@ -603,12 +639,12 @@ _ORDER_CASES: list[tuple[list[str], list[tuple[SortKey, bool]]]] = [
     ("order_by", "keys"), _ORDER_CASES, ids=[repr(c[0]) for c in _ORDER_CASES]
 )
 def test_order_matches_reference(
-    engine: Engine, order_by: list[str], keys: list[tuple[SortKey, bool]]
+    engine: Engine, tuning: str, order_by: list[str], keys: list[tuple[SortKey, bool]]
 ) -> None:
     assert _search(engine, None, order_by) == _reference_order(_visible(), keys)
 
 
-def test_filter_with_order_and_pages(engine: Engine) -> None:
+def test_filter_with_order_and_pages(engine: Engine, tuning: str) -> None:
     predicate = _param("model", lambda v: v.lower().startswith("res"))
     keys: list[tuple[SortKey, bool]] = [(_metric_key("acc"), False)]
     expected = _reference_order([r for r in _visible() if predicate(r)], keys)
@@ -618,14 +654,14 @@ def test_filter_with_order_and_pages(engine: Engine) -> None:
     assert all(len(page) == 7 for page in pages[: len(expected) // 7])
 
 
-def test_missing_keys_sort_last(engine: Engine) -> None:
+def test_missing_keys_sort_last(engine: Engine, tuning: str) -> None:
     for direction in ("ASC", "DESC"):
         found = _search(engine, None, [f"metrics.acc {direction}"])
         ranks = [_metric_key("acc")(next(r for r in _RUNS if r.run_id == i))[0] for i in found]
         assert ranks == sorted(ranks) and ranks[-1] == 2 and 1 in ranks
 
 
-def test_scoping_by_workspace_experiment_and_stage(engine: Engine) -> None:
+def test_scoping_by_workspace_experiment_and_stage(engine: Engine, tuning: str) -> None:
     both = ("active", "deleted")
     assert _search(engine, None, stages=both) == _reference_order(_visible(stages=both), [])
     assert _search(engine, None, experiment_ids=(2,)) == _reference_order(
@@ -639,3 +675,129 @@ def test_scoping_by_workspace_experiment_and_stage(engine: Engine) -> None:
     assert _search(engine, None, experiment_ids=()) == []
     deleted = _search(engine, "attributes.lifecycle_stage = 'deleted'", stages=both)
     assert deleted == _reference_order(_visible(stages=("deleted",)), [])
+    many = tuple(range(1, 12))  # more experiments than a walk bounds one by one
+    lr = _param("lr", lambda v: v != "0.1")
+    expected = _reference_order([r for r in _visible(experiment_ids=many) if lr(r)], [])
+    for offset in (0, 40):
+        found = _search(engine, "params.lr != '0.1'", experiment_ids=many, offset=offset)
+        assert found == expected[offset:]
+
+
+_PAGED_ORDERS: list[tuple[list[str], list[tuple[SortKey, bool]]]] = [
+    (["metrics.acc DESC"], [(_metric_key("acc"), False)]),
+    (["metrics.acc"], [(_metric_key("acc"), True)]),
+    (
+        ["params.model", "metrics.acc DESC"],
+        [(_string_key(lambda r: r.params.get("model")), True), (_metric_key("acc"), False)],
+    ),
+    (["tags.team DESC"], [(_string_key(lambda r: r.tags.get("team")), False)]),
+    ([], []),
+    (["attributes.start_time"], [(lambda r: (0, r.start_time), True)]),
+]
+_PAGED_FILTERS: list[tuple[str | None, Pred]] = [
+    (None, lambda r: True),
+    ("params.lr != '0.1'", _param("lr", lambda v: v != "0.1")),
+    ("metrics.acc IS NOT NULL", lambda r: "acc" in r.metrics),
+    (
+        "metrics.acc >= 0.3 AND tags.team != 'beta'",
+        lambda r: _metric("acc", lambda v: v >= 0.3)(r) and _tag("team", lambda v: v != "beta")(r),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("order_by", "keys"), _PAGED_ORDERS, ids=[repr(c[0]) for c in _PAGED_ORDERS]
+)
+def test_pages_straddle_parts(
+    engine: Engine, tuning: str, order_by: list[str], keys: list[tuple[SortKey, bool]]
+) -> None:
+    """Pages that start at, or sit across, the switch from runs with a value to NaN to none."""
+    for filter_string, predicate in _PAGED_FILTERS:
+        matching = [r for r in _visible() if predicate(r)]
+        expected = _reference_order(matching, keys)
+        by_id = {r.run_id: r for r in matching}
+        ranks = [tuple(k(by_id[i])[0] for k, _ in keys) for i in expected]
+        switches = [i for i in range(1, len(ranks)) if ranks[i] != ranks[i - 1]]
+        offsets = {0, len(expected) - 1, len(expected)}
+        offsets |= {max(0, s + d) for s in switches[:3] for d in (-2, 0)}
+        for offset in sorted(offsets):
+            found = _search(engine, filter_string, order_by, offset=offset, limit=3, check=False)
+            assert found == expected[offset : offset + 3], (filter_string, offset)
+    expected = _reference_order(_visible(), keys)
+    pages = [
+        _search(engine, None, order_by, offset=o, limit=23, check=False)
+        for o in range(0, len(expected) + 23, 23)
+    ]
+    assert [run_id for page in pages for run_id in page] == expected
+
+
+def test_no_page_for_empty_scope_or_limit(engine: Engine, tuning: str) -> None:
+    assert _search(engine, None, ["metrics.acc"], limit=0) == []
+    assert _search(engine, None, ["metrics.acc"], stages=()) == []
+    assert _search(engine, "params.model = 'nope'", ["metrics.acc"]) == []
+    assert (
+        _search(engine, None, ["metrics.nope DESC"], offset=5, limit=4)
+        == (_reference_order(_visible(), [])[5:9])
+    )
+
+
+class _ListSegment:
+    """A segment of known run ids, as the planner pages through them."""
+
+    def __init__(self, ids: list[str], *, count_first: bool) -> None:
+        self.ids, self.count_first, self.counted = ids, count_first, 0
+
+    def fetch(self, offset: int, limit: int) -> list[str]:
+        return self.ids[offset : offset + limit]
+
+    def count(self) -> int:
+        self.counted += 1
+        return len(self.ids)
+
+
+class _GivingUpWalk(_search_plan._Walk):
+    """A walk that finds sorting cheaper at once, so the planner sorts its rows instead."""
+
+    def __init__(self, planner: Any, ids: list[str]) -> None:
+        super().__init__(planner, [], [])
+        self.ids, self.walked = ids, [Comparison("tag", f"walk-{id(self)}", "IS NOT NULL", None)]
+
+    def fetch(self, offset: int, limit: int) -> Any:
+        return _search_plan._Sort(None, len(self.ids))
+
+    def count(self) -> int:
+        return len(self.ids)
+
+
+def test_pages_concatenate_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paging across parts: a part is counted only when the page starts past it, and a later
+    walk that gives up is sorted on its own."""
+    engine = create_engine("sqlite://")
+    with engine.connect() as conn:
+        planner = _search_plan._Planner(conn, Scope("default", (1,), ("active",)), Tuning())
+        walks: dict[str, _GivingUpWalk] = {}
+
+        def sort(conjuncts: Any, keys: Any, how: Any, offset: int, limit: int) -> list[str]:
+            return walks[conjuncts[0].key].ids[offset : offset + limit]
+
+        monkeypatch.setattr(planner, "sort", sort)
+        for sizes in ([3, 0, 4, 2, 5], [0, 0, 6], [7]):
+            expected = [f"r{n}" for n in range(sum(sizes))]
+            starts = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+            for offset in range(len(expected) + 2):
+                for limit in (1, 2, 4, 30):
+                    segments: list[Any] = []
+                    for i in range(len(sizes)):
+                        ids = expected[starts[i] : starts[i + 1]]
+                        if i % 3 == 2:  # a walk that gives up, never first
+                            segments.append(_GivingUpWalk(planner, ids))
+                            walks[segments[-1].walked[0].key] = segments[-1]
+                        else:
+                            segments.append(_ListSegment(ids, count_first=i % 2 == 1))
+                    found = planner._concat(iter(segments), offset, limit)
+                    assert found == expected[offset : offset + limit], (sizes, offset, limit)
+                    if offset < sizes[0]:
+                        assert segments[0].counted == 0
+        verdict = _search_plan._Sort(None, 5)
+        first_gives_up = [verdict, _ListSegment(["x"], count_first=False)]
+        assert planner._concat(iter(first_gives_up), 0, 3) == verdict

@@ -55,7 +55,7 @@ from loopml.tracking._entities import (
 from loopml.tracking._experiment_filter import experiment_filter, experiment_order
 from loopml.tracking._filter import parse_filter, parse_order_by
 from loopml.tracking._names import random_run_name
-from loopml.tracking._search_sql import build_run_search
+from loopml.tracking._search_plan import search_run_ids
 from loopml.tracking._validation import (
     MAX_EXPERIMENT_NAME_LENGTH,
     MAX_RUN_NAME_LENGTH,
@@ -785,17 +785,17 @@ class SqlTrackingStore(TrackingStore):
         offset = decode_page_token(page_token)
         expr = parse_filter(filter_string)
         keys = parse_order_by(list(order_by) if order_by else None)
-        query = build_run_search(
-            workspace=self.workspace,
-            experiment_ids=ids,
-            expr=expr,
-            order_by=keys,
-            lifecycle_stages=stages,
-            offset=offset,
-            limit=max_results + 1,
-        )
         with self.db.read() as conn, paused_gc():
-            found = [r[0] for r in conn.execute(query)]
+            found = search_run_ids(
+                conn,
+                workspace=self.workspace,
+                experiment_ids=ids,
+                expr=expr,
+                order_by=keys,
+                lifecycle_stages=stages,
+                offset=offset,
+                limit=max_results + 1,
+            )
             page = self._load_runs(conn, found[:max_results])
         token = encode_page_token(offset + max_results) if len(found) > max_results else None
         return PagedList(page, token)
