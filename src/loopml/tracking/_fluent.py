@@ -530,25 +530,35 @@ def search_runs(
 
 
 def _runs_frame(runs: list[Run]) -> Any:
+    import numpy as np
     import pandas as pd
 
-    base = {
-        "run_id": [r.info.run_id for r in runs],
-        "experiment_id": [r.info.experiment_id for r in runs],
-        "status": [r.info.status for r in runs],
-        "artifact_uri": [r.info.artifact_uri for r in runs],
-        "start_time": pd.to_datetime([r.info.start_time for r in runs], unit="ms", utc=True),
-        "end_time": pd.to_datetime([r.info.end_time for r in runs], unit="ms", utc=True),
+    infos = [r.info for r in runs]
+    columns: dict[str, Any] = {
+        "run_id": [i.run_id for i in infos],
+        "experiment_id": [i.experiment_id for i in infos],
+        "status": [i.status for i in infos],
+        "artifact_uri": [i.artifact_uri for i in infos],
+        "start_time": pd.to_datetime(
+            np.array([i.start_time for i in infos], dtype="int64"), unit="ms", utc=True
+        ),
+        "end_time": pd.to_datetime(
+            np.array([np.nan if i.end_time is None else i.end_time for i in infos]),
+            unit="ms",
+            utc=True,
+        ),
     }
-    columns: dict[str, Any] = dict(base)
-    for prefix, attr in (("metrics", "metrics"), ("params", "params"), ("tags", "tags")):
-        keys = sorted({k for r in runs for k in getattr(r.data, attr)})
-        for k in keys:
-            columns[f"{prefix}.{k}"] = [getattr(r.data, attr).get(k) for r in runs]
-    frame = pd.DataFrame(columns)
-    for k in [c for c in frame.columns if c.startswith("metrics.")]:
-        frame[k] = frame[k].astype("float64")
-    return frame
+    nan = float("nan")
+    metric_maps = [r.data.metrics for r in runs]
+    for k in sorted({k for m in metric_maps for k in m}):
+        columns[f"metrics.{k}"] = np.array([m.get(k, nan) for m in metric_maps], dtype="float64")
+    for prefix, maps in (
+        ("params", [r.data.params for r in runs]),
+        ("tags", [r.data.tags for r in runs]),
+    ):
+        for k in sorted({k for m in maps for k in m}):
+            columns[f"{prefix}.{k}"] = [m.get(k) for m in maps]
+    return pd.DataFrame(columns)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -80,12 +80,18 @@ class BatchLogger:
         self._errors_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._waiting = 0  # records queued since the writer last drained (approximate)
 
     # -- producer side -------------------------------------------------------------------------
     def _put(self, item: tuple[int, str, Any]) -> None:
         if self._thread is None:
             self._start()
         self._queue.put(item)  # blocks while full: back-pressure, never loss
+        # Wake the writer early once a whole batch is waiting, so writing overlaps logging.
+        self._waiting += self._size(item)
+        if self._waiting >= self._batch_size:
+            self._wake.set()
 
     def log_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
         """Queue metric points of one run."""
@@ -112,6 +118,7 @@ class BatchLogger:
         if self._thread is not None and self._thread.is_alive():
             marker = _FlushMarker()
             self._queue.put((_FLUSH, "", marker))
+            self._wake.set()
             if not marker.done.wait(timeout):
                 raise StoreError(f"logged data was not written within {timeout} s")
 
@@ -121,6 +128,7 @@ class BatchLogger:
         if thread is not None and thread.is_alive():
             marker = _FlushMarker()
             self._queue.put((_STOP, "", marker))
+            self._wake.set()
             thread.join(timeout)
         with self._start_lock:
             if self._thread is thread:
@@ -159,21 +167,20 @@ class BatchLogger:
         q = self._queue
         while True:
             items = [q.get()]
+            if items[0][0] not in (_FLUSH, _STOP) and self._linger > 0:
+                # Linger without waking on every put: waking per item would bounce the GIL
+                # between the caller and this thread on each log call. A flush cuts it short.
+                self._wake.wait(self._linger)
+                self._wake.clear()
             size = self._size(items[0])
-            deadline = time.monotonic() + self._linger
             while size < self._batch_size and items[-1][0] not in (_FLUSH, _STOP):
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = q.get(timeout=remaining)
-                    except queue.Empty:
-                        break
+                    break
                 items.append(item)
                 size += self._size(item)
+            self._waiting = max(0, self._waiting - size)
             try:
                 self._write(items)
             except BaseException as exc:  # the writer must survive anything

@@ -123,6 +123,16 @@ def _write_sql(mark: str) -> dict[str, str]:
     )
     return {
         "run": f"INSERT INTO runs ({run_cols}) VALUES ({values(10)})",
+        # {marks} is filled with one placeholder per id of the chunk.
+        "load_runs": (
+            "SELECT run_uuid, experiment_id, name, user_id, status, start_time, end_time, "
+            "lifecycle_stage, artifact_uri, parent_run_id FROM runs WHERE run_uuid IN ({marks})"
+        ),
+        "load_latest": (
+            'SELECT run_uuid, "key", value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})'
+        ),
+        "load_params": 'SELECT run_uuid, "key", value FROM params WHERE run_uuid IN ({marks})',
+        "load_tags": 'SELECT run_uuid, "key", value FROM tags WHERE run_uuid IN ({marks})',
         "end": f"UPDATE runs SET status = {mark}, end_time = {mark} WHERE run_uuid = {mark}",
         "history": (
             "SELECT value, is_nan, timestamp, step FROM metrics "
@@ -245,36 +255,35 @@ class SqlTrackingStore(TrackingStore):
 
     def _load_runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
         """Whole runs for ids, in the order given, with four set-based queries per chunk."""
-        rows: dict[str, Any] = {}
+        infos: dict[str, RunInfo] = {}
         data: dict[str, tuple[dict[str, float], dict[str, str], dict[str, str]]] = {
             r: ({}, {}, {}) for r in run_ids
         }
+        nan = math.nan
         for chunk in _chunks(list(run_ids)):
-            ids = list(chunk)
-            for row in conn.execute(select(runs).where(runs.c.run_uuid.in_(ids))):
-                rows[row.run_uuid] = row
-            lm = latest_metrics.c
-            for rid, key, value, is_nan in conn.execute(
-                select(lm.run_uuid, lm.key, lm.value, lm.is_nan).where(lm.run_uuid.in_(ids))
-            ):
-                data[rid][0][key] = math.nan if is_nan else value
-            for rid, key, value in conn.execute(
-                select(params.c.run_uuid, params.c.key, params.c.value).where(
-                    params.c.run_uuid.in_(ids)
+            ids = tuple(chunk)
+            marks = ", ".join([self._mark] * len(ids))
+
+            def fetch(sql: str, ids: tuple[str, ...] = ids, marks: str = marks) -> list[Any]:
+                # Driver-level fetchall: SQLAlchemy's row-by-row iteration costs more here.
+                return conn.exec_driver_sql(sql.format(marks=marks), ids).fetchall()
+
+            for r in fetch(self._sql["load_runs"]):
+                infos[r[0]] = RunInfo(
+                    r[0], str(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]
                 )
-            ):
+            for rid, key, value, is_nan in fetch(self._sql["load_latest"]):
+                data[rid][0][key] = nan if is_nan else value
+            for rid, key, value in fetch(self._sql["load_params"]):
                 data[rid][1][key] = value
-            for rid, key, value in conn.execute(
-                select(run_tags.c.run_uuid, run_tags.c.key, run_tags.c.value).where(
-                    run_tags.c.run_uuid.in_(ids)
-                )
-            ):
+            for rid, key, value in fetch(self._sql["load_tags"]):
                 data[rid][2][key] = value
         out = []
         for rid in run_ids:
-            if rid in rows:
+            info = infos.get(rid)
+            if info is not None:
                 m, p, t = data[rid]
-                out.append(Run(self._to_run_info(rows[rid]), RunData(m, p, t)))
+                out.append(Run(info, RunData(m, p, t)))
         return out
 
     # -- experiments ---------------------------------------------------------------------------
