@@ -138,7 +138,7 @@ class Metric(Base):
     step: Mapped[int] = mapped_column(BigInteger, nullable=False)
     __table_args__ = (
         ForeignKeyConstraint(["run_uuid"], ["runs.run_uuid"], ondelete="CASCADE"),
-        Index("ix_metrics_run_key_step", "run_uuid", "key", "step"),
+        Index("ix_metrics_run_key_step", "run_uuid", "key", "step", "timestamp"),
     )
 
 

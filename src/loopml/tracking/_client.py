@@ -195,6 +195,30 @@ class Client:
         )
         self.log_batch(run_id, metrics=[metric], synchronous=synchronous)
 
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        step: int | None = None,
+        timestamp: int | None = None,
+        synchronous: bool = True,
+    ) -> None:
+        """Log several metrics at one step (a loopml extension of MLflow's client)."""
+        if not isinstance(metrics, dict):
+            raise InvalidInput(
+                f"log_metrics takes a dict of name → number, got {type(metrics).__name__}"
+            )
+        ts = now_ms() if timestamp is None else int_field(timestamp, "timestamp")
+        st = 0 if step is None else int_field(step, "step")
+        keys = [validate_key(k, "metric") for k in metrics]
+        values = [metric_value(v, k) for k, v in zip(keys, metrics.values(), strict=True)]
+        if synchronous:
+            points = [Metric(k, v, ts, st) for k, v in zip(keys, values, strict=True)]
+            self.log_batch(run_id, metrics=points, synchronous=True)
+        else:
+            validate_run_id(run_id)
+            self._logger.log_metric_columns(run_id, keys, values, ts, st)
+
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool = True) -> Any:
         """Log a param; logging another value for a logged key is ``InvalidInput``."""
         self.log_batch(run_id, params=[Param(key, value)], synchronous=synchronous)

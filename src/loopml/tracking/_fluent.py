@@ -362,18 +362,8 @@ def log_metrics(
 ) -> None:
     """Log several metrics at one step."""
     rid = run_id or _current().info.run_id
-    if not isinstance(metrics, dict):
-        raise InvalidInput(
-            f"log_metrics takes a dict of name → number, got {type(metrics).__name__}"
-        )
-    ts = now_ms() if timestamp is None else int_field(timestamp, "timestamp")
-    st = 0 if step is None else int_field(step, "step")
-    points = [
-        Metric(k, metric_value(v, k), ts, st)
-        for k, v in ((validate_key(k, "metric"), v) for k, v in metrics.items())
-    ]
     client = _client()
-    client.log_batch(rid, metrics=points, synchronous=False)
+    client.log_metrics(rid, metrics, step, timestamp, synchronous=False)
     if synchronous:
         client.flush(rid)
 

@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from loopml.errors import (
@@ -36,6 +37,7 @@ from loopml.errors import (
     ServerUnreachable,
     StoreError,
 )
+from loopml.store import paused_gc
 from loopml.tracking._base import TrackingStore
 from loopml.tracking._entities import Metric, Param, RunBatch, RunTag
 
@@ -43,7 +45,7 @@ __all__ = ["BatchLogger"]
 
 _log = logging.getLogger("loopml.tracking")
 
-_METRIC, _PARAM, _TAG, _END, _FLUSH, _STOP = range(6)
+_METRIC, _PARAM, _TAG, _END, _FLUSH, _STOP, _COLUMNS = range(7)
 _RETRYABLE = (ServerUnreachable, Overloaded)
 _RETRY_DELAYS = (0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 
@@ -82,6 +84,8 @@ class BatchLogger:
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._waiting = 0  # records queued since the writer last drained (approximate)
+        self._flushes = 0  # flush or stop markers queued and not yet handled
+        self._counter_lock = threading.Lock()
 
     # -- producer side -------------------------------------------------------------------------
     def _put(self, item: tuple[int, str, Any]) -> None:
@@ -96,6 +100,13 @@ class BatchLogger:
     def log_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
         """Queue metric points of one run."""
         self._put((_METRIC, run_id, metrics))
+
+    def log_metric_columns(
+        self, run_id: str, keys: list[str], values: list[float], timestamp: int, step: int
+    ) -> None:
+        """Queue points of one run at one step as two lists: no object per point is kept
+        waiting in the queue, so a large call adds nothing for the garbage collector to scan."""
+        self._put((_COLUMNS, run_id, (keys, values, timestamp, step)))
 
     def log_params(self, run_id: str, params: Sequence[Param]) -> None:
         """Queue params of one run."""
@@ -117,6 +128,8 @@ class BatchLogger:
         """Wait until everything queued so far is written (errors stay with their runs)."""
         if self._thread is not None and self._thread.is_alive():
             marker = _FlushMarker()
+            with self._counter_lock:
+                self._flushes += 1
             self._queue.put((_FLUSH, "", marker))
             self._wake.set()
             if not marker.done.wait(timeout):
@@ -127,6 +140,8 @@ class BatchLogger:
         thread = self._thread
         if thread is not None and thread.is_alive():
             marker = _FlushMarker()
+            with self._counter_lock:
+                self._flushes += 1
             self._queue.put((_STOP, "", marker))
             self._wake.set()
             thread.join(timeout)
@@ -167,11 +182,17 @@ class BatchLogger:
         q = self._queue
         while True:
             items = [q.get()]
-            if items[0][0] not in (_FLUSH, _STOP) and self._linger > 0:
-                # Linger without waking on every put: waking per item would bounce the GIL
-                # between the caller and this thread on each log call. A flush cuts it short.
+            # Linger for more without waking on every put (that would bounce the GIL between
+            # the caller and this thread on each log call); not when a flush or a whole batch
+            # is already waiting. Clearing first means no later wake-up can be missed.
+            self._wake.clear()
+            if (
+                items[0][0] not in (_FLUSH, _STOP)
+                and self._linger > 0
+                and not self._flushes
+                and self._waiting < self._batch_size
+            ):
                 self._wake.wait(self._linger)
-                self._wake.clear()
             size = self._size(items[0])
             while size < self._batch_size and items[-1][0] not in (_FLUSH, _STOP):
                 try:
@@ -182,12 +203,15 @@ class BatchLogger:
                 size += self._size(item)
             self._waiting = max(0, self._waiting - size)
             try:
-                self._write(items)
+                with paused_gc():  # the batch's records live only until they are written
+                    self._write(items)
             except BaseException as exc:  # the writer must survive anything
                 self._record("", StoreError(f"logging failed: {exc!r}"))
             finally:
                 for item in items:
                     if item[0] in (_FLUSH, _STOP):
+                        with self._counter_lock:
+                            self._flushes -= 1
                         item[2].done.set()
                     q.task_done()
             if items[-1][0] == _STOP:
@@ -196,6 +220,8 @@ class BatchLogger:
     @staticmethod
     def _size(item: tuple[int, str, Any]) -> int:
         kind, _, payload = item
+        if kind == _COLUMNS:
+            return len(payload[0])
         return len(payload) if kind in (_METRIC, _PARAM, _TAG) else 1
 
     def _write(self, items: list[tuple[int, str, Any]]) -> None:
@@ -210,6 +236,10 @@ class BatchLogger:
                 batches.append(batch)
             if kind == _METRIC:
                 batch.metrics.extend(payload)
+            elif kind == _COLUMNS:
+                keys, values, ts, step = payload
+                n = len(keys)
+                batch.metrics.extend(map(Metric, keys, values, repeat(ts, n), repeat(step, n)))
             elif kind == _PARAM:
                 batch.params.extend(payload)
             elif kind == _TAG:

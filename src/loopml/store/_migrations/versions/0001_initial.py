@@ -108,7 +108,7 @@ def upgrade() -> None:
         sa.Column("step", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["run_uuid"], ["runs.run_uuid"], ondelete="CASCADE"),
     )
-    op.create_index("ix_metrics_run_key_step", "metrics", ["run_uuid", "key", "step"])
+    op.create_index("ix_metrics_run_key_step", "metrics", ["run_uuid", "key", "step", "timestamp"])
     op.create_table(
         "latest_metrics",
         sa.Column(
