@@ -25,7 +25,6 @@ from loopml.tracking._client import Client
 from loopml.tracking._entities import (
     Experiment,
     LifecycleStage,
-    Metric,
     Param,
     Run,
     RunStatus,
@@ -39,9 +38,6 @@ from loopml.tracking._resolve import (
 )
 from loopml.tracking._sql import now_ms
 from loopml.tracking._validation import (
-    int_field,
-    metric_value,
-    validate_key,
     validate_param,
 )
 
@@ -340,15 +336,8 @@ def log_metric(
 ) -> None:
     """Log one metric point to the active run (starting one if none is active)."""
     rid = run_id or _current().info.run_id
-    key = validate_key(key, "metric")
-    point = Metric(
-        key,
-        metric_value(value, key),
-        now_ms() if timestamp is None else int_field(timestamp, "timestamp"),
-        0 if step is None else int_field(step, "step"),
-    )
     client = _client()
-    client.log_batch(rid, metrics=(point,), synchronous=False)
+    client.log_metric(rid, key, value, timestamp, step, synchronous=False)
     if synchronous:
         client.flush(rid)
 

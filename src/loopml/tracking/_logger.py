@@ -124,14 +124,19 @@ class BatchLogger:
         """Whether anything queued may not be written yet."""
         return self._thread is not None and self._queue.unfinished_tasks > 0
 
+    def _post_marker(self, kind: int) -> _FlushMarker:
+        """Queue a flush or stop marker and cut the writer's linger short."""
+        marker = _FlushMarker()
+        with self._counter_lock:
+            self._flushes += 1
+        self._queue.put((kind, "", marker))
+        self._wake.set()
+        return marker
+
     def wait(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is written (errors stay with their runs)."""
         if self._thread is not None and self._thread.is_alive():
-            marker = _FlushMarker()
-            with self._counter_lock:
-                self._flushes += 1
-            self._queue.put((_FLUSH, "", marker))
-            self._wake.set()
+            marker = self._post_marker(_FLUSH)
             if not marker.done.wait(timeout):
                 raise StoreError(f"logged data was not written within {timeout} s")
 
@@ -139,11 +144,7 @@ class BatchLogger:
         """Write everything queued, then stop the writer thread (it restarts if used again)."""
         thread = self._thread
         if thread is not None and thread.is_alive():
-            marker = _FlushMarker()
-            with self._counter_lock:
-                self._flushes += 1
-            self._queue.put((_STOP, "", marker))
-            self._wake.set()
+            self._post_marker(_STOP)
             thread.join(timeout)
         with self._start_lock:
             if self._thread is thread:
