@@ -15,6 +15,7 @@ import pytest
 
 import loopml.tracking._fluent as fluent
 from loopml.config import reset_settings
+from loopml.registry._resolve import clear_cache as clear_registry_cache
 from loopml.store import close_databases
 
 PG_ADMIN_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -31,8 +32,10 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.chdir(tmp_path)
     reset_settings()
     fluent.reset()
+    clear_registry_cache()
     yield
     fluent.reset()
+    clear_registry_cache()
     reset_settings()
 
 

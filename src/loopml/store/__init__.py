@@ -16,9 +16,11 @@ from loopml.store._db import (
     upgrade_database,
 )
 from loopml.store._gc import paused_gc
+from loopml.store._sql import CaseSensitiveLike
 
 __all__ = [
     "ArtifactStore",
+    "CaseSensitiveLike",
     "Database",
     "FileInfo",
     "HEAD_REVISION",

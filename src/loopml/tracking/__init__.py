@@ -61,7 +61,7 @@ from loopml.tracking._fluent import (
     set_tracking_uri,
     start_run,
 )
-from loopml.tracking._resolve import get_store
+from loopml.tracking._resolve import get_store, resolve_tracking_uri
 from loopml.tracking._rest import RestTrackingStore
 from loopml.tracking._sql import SqlTrackingStore
 
@@ -114,6 +114,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "resolve_tracking_uri",
     "search_experiments",
     "search_runs",
     "set_experiment",

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, select
 
 from loopml.errors import InvalidInput
+from loopml.store import CaseSensitiveLike
 from loopml.store.tables import experiment_tags, experiments
-from loopml.tracking._search_sql import _CaseSensitiveLike
 
 __all__ = ["experiment_filter", "experiment_order"]
 
@@ -43,7 +43,7 @@ def _string(value: str) -> str:
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     op = " ".join(op.upper().split())
     if op in ("LIKE", "NOT LIKE"):  # case-sensitive on every database, as for runs
-        return _CaseSensitiveLike(column, value, negated=op == "NOT LIKE")
+        return CaseSensitiveLike(column, value, negated=op == "NOT LIKE")
     if op in ("ILIKE", "NOT ILIKE"):
         cond = column.ilike(value, escape="\\")
         return ~cond if op == "NOT ILIKE" else cond

@@ -1,0 +1,35 @@
+"""The model registry: registered models, versions, aliases (stages as compatibility), history,
+compare, rollback and webhooks.
+
+``get_registry()`` gives the store for the configured tracking URI: the SQL store on the
+embedded or shared database, or the REST store of a ``loopml server``.
+"""
+
+from __future__ import annotations
+
+from loopml.registry._base import EVENTS, RegistryStore
+from loopml.registry._entities import (
+    ModelEvent,
+    ModelVersion,
+    ModelVersionStatus,
+    RegisteredModel,
+    Stage,
+    VersionComparison,
+    Webhook,
+    WebhookDelivery,
+)
+from loopml.registry._resolve import get_registry
+
+__all__ = [
+    "EVENTS",
+    "ModelEvent",
+    "ModelVersion",
+    "ModelVersionStatus",
+    "RegisteredModel",
+    "RegistryStore",
+    "Stage",
+    "VersionComparison",
+    "Webhook",
+    "WebhookDelivery",
+    "get_registry",
+]
