@@ -157,6 +157,155 @@ class LatestMetric(Base):
     __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
 
 
+class RegisteredModel(Base):
+    """A named model of a workspace; ``next_version`` never reuses a deleted version's number."""
+
+    __tablename__ = "registered_models"
+    model_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(256), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_updated_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    next_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    __table_args__ = (
+        UniqueConstraint("workspace", "name", name="uq_registered_models_workspace_name"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class RegisteredModelTag(Base):
+    """A key/value tag on a registered model."""
+
+    __tablename__ = "registered_model_tags"
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class ModelVersion(Base):
+    """One version of a registered model: its files (``source``), run, stage and lineage.
+
+    ``dataset_versions`` and ``feature_views`` hold JSON lists of lineage references.
+    """
+
+    __tablename__ = "model_versions"
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_updated_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    user_id: Mapped[str] = mapped_column(String(256), nullable=False, server_default="")
+    current_stage: Mapped[str] = mapped_column(String(20), nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    run_link: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    manifest_digest: Mapped[str | None] = mapped_column(String(64))
+    dataset_versions: Mapped[str] = mapped_column(Text, nullable=False, server_default="[]")
+    feature_views: Mapped[str] = mapped_column(Text, nullable=False, server_default="[]")
+    __table_args__ = (Index("ix_model_versions_run", "run_id"),)
+
+
+class ModelVersionTag(Base):
+    """A key/value tag on a model version."""
+
+    __tablename__ = "model_version_tags"
+    model_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "version"],
+            ["model_versions.model_id", "model_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+
+class ModelAlias(Base):
+    """Which version an alias (``production``, ``challenger`` ...) points at now."""
+
+    __tablename__ = "model_aliases"
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ModelEvent(Base):
+    """The history of a model: alias moves, stage changes, versions created and deleted."""
+
+    __tablename__ = "model_events"
+    seq: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.model_id", ondelete="CASCADE"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    alias: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[int | None] = mapped_column(Integer)
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    from_stage: Mapped[str | None] = mapped_column(String(20))
+    to_stage: Mapped[str | None] = mapped_column(String(20))
+    time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    user_id: Mapped[str] = mapped_column(String(256), nullable=False, server_default="")
+    reason: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    __table_args__ = (
+        Index("ix_model_events_model_seq", "model_id", "seq"),
+        Index("ix_model_events_alias", "model_id", "alias", "seq"),
+    )
+
+
+class Webhook(Base):
+    """An HTTP receiver of registry events, signed with ``secret``."""
+
+    __tablename__ = "webhooks"
+    webhook_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    events: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list
+    model_name: Mapped[str | None] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class WebhookDelivery(Base):
+    """One event to deliver to one webhook (the outbox), written with the change it reports."""
+
+    __tablename__ = "webhook_deliveries"
+    delivery_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("webhooks.webhook_id", ondelete="CASCADE"), nullable=False
+    )
+    event: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    next_attempt_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_attempt_time: Mapped[int | None] = mapped_column(BigInteger)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_time"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "delivery_id"),
+    )
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -165,3 +314,11 @@ params: Table = cast(Table, Param.__table__)
 tags: Table = cast(Table, Tag.__table__)
 metrics: Table = cast(Table, Metric.__table__)
 latest_metrics: Table = cast(Table, LatestMetric.__table__)
+registered_models: Table = cast(Table, RegisteredModel.__table__)
+registered_model_tags: Table = cast(Table, RegisteredModelTag.__table__)
+model_versions: Table = cast(Table, ModelVersion.__table__)
+model_version_tags: Table = cast(Table, ModelVersionTag.__table__)
+model_aliases: Table = cast(Table, ModelAlias.__table__)
+model_events: Table = cast(Table, ModelEvent.__table__)
+webhooks: Table = cast(Table, Webhook.__table__)
+webhook_deliveries: Table = cast(Table, WebhookDelivery.__table__)
