@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         default=50, ge=0, description="Longest a logged item waits before it is written."
     )
     http_timeout_seconds: float = Field(default=60.0, gt=0, description="REST client timeout.")
+    webhook_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Attempts per webhook delivery before it fails."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=2.0, ge=0, description="Wait before a webhook's 2nd attempt; doubles each retry."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one webhook POST may take."
+    )
 
     @classmethod
     def settings_customise_sources(

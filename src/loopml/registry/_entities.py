@@ -170,8 +170,10 @@ class VersionComparison:
     def from_dict(cls, data: dict[str, Any]) -> VersionComparison:
         """Rebuild from the JSON form."""
         pairs = ("fields", "params", "metrics", "signature")
-        clean = {k: ({kk: tuple(vv) for kk, vv in v.items()} if k in pairs else v)
-                 for k, v in data.items()}
+        clean = {
+            k: ({kk: tuple(vv) for kk, vv in v.items()} if k in pairs else v)
+            for k, v in data.items()
+        }
         return _from_dict(cls, clean)
 
 
