@@ -180,6 +180,31 @@ def tracking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
     store.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres", "rest"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """A (tracking store, registry store) pair on one backend: SQLite, PostgreSQL or REST."""
+    from loopml.registry._rest import RestRegistryStore
+    from loopml.registry._sql import SqlRegistryStore
+    from loopml.tracking import RestTrackingStore, SqlTrackingStore
+
+    tracking: Any
+    registry: Any
+    if request.param == "rest":
+        url = request.getfixturevalue("server_factory")().url
+        tracking, registry = RestTrackingStore(url), RestRegistryStore(url)
+    else:
+        uri = (
+            f"sqlite:///{tmp_path / 'store.db'}"
+            if request.param == "sqlite"
+            else request.getfixturevalue("pg_uri")
+        )
+        tracking = SqlTrackingStore(uri, str(tmp_path / "artifacts"))
+        registry = SqlRegistryStore(uri, str(tmp_path / "artifacts"))
+    yield tracking, registry
+    registry.close()
+    tracking.close()
+
+
 @pytest.fixture(params=["embedded", "server"])
 def tracking_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs an SDK test embedded and again against a real ``loopml server``."""

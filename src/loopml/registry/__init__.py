@@ -19,6 +19,9 @@ from loopml.registry._entities import (
     WebhookDelivery,
 )
 from loopml.registry._resolve import get_registry
+from loopml.registry._rest import RestRegistryStore
+from loopml.registry._sql import SqlRegistryStore
+from loopml.registry._webhooks import verify_signature
 
 __all__ = [
     "EVENTS",
@@ -27,9 +30,12 @@ __all__ = [
     "ModelVersionStatus",
     "RegisteredModel",
     "RegistryStore",
+    "RestRegistryStore",
+    "SqlRegistryStore",
     "Stage",
     "VersionComparison",
     "Webhook",
     "WebhookDelivery",
     "get_registry",
+    "verify_signature",
 ]

@@ -10,6 +10,7 @@ from loopml.registry._entities import (
     ModelEvent,
     ModelVersion,
     RegisteredModel,
+    VersionComparison,
     Webhook,
     WebhookDelivery,
 )
@@ -205,8 +206,8 @@ class RegistryStore(abc.ABC):
 
     @abc.abstractmethod
     def get_alias_at(self, name: str, alias: str, timestamp_ms: int) -> ModelVersion | None:
-        """The version ``alias`` pointed at (or the newest version in a stage, when ``alias`` is
-        a stage name) at a moment; None when it pointed nowhere."""
+        """The version ``alias`` pointed at at a moment (ms since the epoch); None when it
+        pointed nowhere."""
 
     @abc.abstractmethod
     def rollback(
@@ -218,6 +219,12 @@ class RegistryStore(abc.ABC):
         reason: str | None = None,
     ) -> ModelEvent:
         """Move ``alias`` back to the version it pointed at before its last move."""
+
+    @abc.abstractmethod
+    def compare_versions(
+        self, name: str, version_a: str | int, version_b: str | int
+    ) -> VersionComparison:
+        """Two versions side by side: fields, the source runs' params and metrics, signatures."""
 
     # -- version files -------------------------------------------------------------------------
     @abc.abstractmethod

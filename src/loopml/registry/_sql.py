@@ -19,12 +19,14 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from loopml.registry._base import EVENTS, RegistryStore
+from loopml.registry._compare import compare_versions
 from loopml.registry._entities import (
     ModelEvent,
     ModelVersion,
     ModelVersionStatus,
     RegisteredModel,
     Stage,
+    VersionComparison,
     Webhook,
     WebhookDelivery,
 )
@@ -50,7 +52,7 @@ from loopml.store.tables import (
     webhooks,
     workspaces,
 )
-from loopml.tracking import PagedList
+from loopml.tracking import PagedList, SqlTrackingStore
 
 __all__ = ["SqlRegistryStore"]
 
@@ -1170,6 +1172,12 @@ class SqlRegistryStore(RegistryStore):
                 user_id=user_id,
                 reason=reason or f"rollback from version {current}",
             )
+
+    def compare_versions(
+        self, name: str, version_a: str | int, version_b: str | int
+    ) -> VersionComparison:
+        tracking = SqlTrackingStore(self.db, self.artifact_root, workspace=self.workspace)
+        return compare_versions(self, tracking, name, version_a, version_b)
 
     # -- version files -------------------------------------------------------------------------
     def _registry_files(self, model_id: int, version: int) -> ArtifactStore:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import loopml
 from loopml.config import Settings, get_settings
 from loopml.errors import InvalidInput, LoopmlError
+from loopml.registry import SqlRegistryStore
 from loopml.tracking import SqlTrackingStore
 
 _log = logging.getLogger("loopml.server")
@@ -36,6 +39,7 @@ def create_app(
     artifact_uri: str | None = None,
 ) -> FastAPI:
     """The loopml server app over the configured (or given) database and artifact root."""
+    from loopml.server._registry_api import router as registry_router
     from loopml.server._tracking_api import router as tracking_router
 
     settings = settings or get_settings()
@@ -45,14 +49,27 @@ def create_app(
         workspace=settings.workspace,
         confine_artifacts=True,
     )
+    registry = SqlRegistryStore(
+        store.db, store.artifact_root, workspace=settings.workspace, confine_artifacts=True
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry.start_webhook_dispatcher()  # webhook deliveries written by any process
+        yield
+        registry.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="loopml",
         version=loopml.__version__,
-        description="The loopml control plane: experiment tracking (more capabilities follow).",
+        description="The loopml control plane: experiment tracking and the model registry.",
     )
     app.router.redirect_slashes = False
     app.state.tracking_store = store
+    app.state.registry_store = registry
     app.include_router(tracking_router)
+    app.include_router(registry_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:

@@ -320,7 +320,7 @@ def list_artifacts(run_id: str, store: Store, path: str | None = None) -> dict[s
 @router.put("/runs/{run_id}/artifacts/{path:path}", status_code=204)
 async def upload_artifact(run_id: str, path: str, request: Request, store: Store) -> Response:
     """Store the request body (streamed, never held whole in memory) as an artifact."""
-    chunks = _SyncChunks(request.stream())
+    chunks = SyncChunks(request.stream())
     await run_in_threadpool(store.put_artifact_stream, run_id, chunks, path)
     return Response(status_code=204)
 
@@ -331,7 +331,7 @@ async def download_artifact(run_id: str, path: str, store: Store) -> StreamingRe
     chunks = await run_in_threadpool(store.iter_artifact, run_id, path)
     first = await run_in_threadpool(next, chunks, b"")  # raise ArtifactNotFound before headers
     return StreamingResponse(
-        _prepend(first, iterate_in_threadpool(chunks)), media_type="application/octet-stream"
+        prepend_chunk(first, iterate_in_threadpool(chunks)), media_type="application/octet-stream"
     )
 
 
@@ -342,14 +342,14 @@ def delete_artifact(run_id: str, path: str, store: Store) -> dict[str, Any]:
     return {}
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def prepend_chunk(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     if first:
         yield first
     async for chunk in rest:
         yield chunk
 
 
-class _SyncChunks:
+class SyncChunks:
     """Lets a worker thread pull an async request body chunk by chunk."""
 
     def __init__(self, stream: AsyncIterator[bytes]) -> None:
@@ -358,7 +358,7 @@ class _SyncChunks:
         self._stream = stream
         self._from_thread = anyio.from_thread
 
-    def __iter__(self) -> _SyncChunks:
+    def __iter__(self) -> SyncChunks:
         return self
 
     def __next__(self) -> bytes:

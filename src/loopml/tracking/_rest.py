@@ -141,6 +141,36 @@ class RestTrackingStore(TrackingStore):
                 f"loopml server at {self.base_url} answered {resp.status_code}: {resp.text[:200]}"
             )
 
+    # -- transport for other capabilities' REST stores (same server, auth and workspace) ------
+    def request(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Call ``/api/v1<path>`` and return the decoded JSON; errors become loopml errors."""
+        return self._call(method, path, body=body, params=params)
+
+    def upload(self, path: str, chunks: Iterator[bytes]) -> None:
+        """PUT a stream of bytes to ``/api/v1<path>``."""
+        try:
+            resp = self._client.put(
+                _API + path,
+                content=chunks,
+                headers={**self._headers, "Content-Type": "application/octet-stream"},
+            )
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        self._decode(resp)
+
+    def download(self, path: str) -> Iterator[bytes]:
+        """GET ``/api/v1<path>`` as a stream of chunks."""
+        try:
+            with self._client.stream("GET", _API + path, headers=self._headers) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise self._error(resp)
+                yield from resp.iter_bytes(1 << 20)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+
     @staticmethod
     def _path(value: str) -> str:
         return quote(value, safe="")
