@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 from loopml import errors
+from loopml.client import Client
 from loopml.tracking import (
     ActiveRun,
-    Client,
     Experiment,
     FileInfo,
     LifecycleStage,
     Metric,
-    MlflowClient,
     PagedList,
     Param,
     RestTrackingStore,
@@ -62,6 +61,8 @@ from loopml.tracking import (
     set_tracking_uri,
     start_run,
 )
+
+MlflowClient = Client  # MLflow's name, so `MlflowClient()` code ports unchanged
 
 __version__ = "0.1.0"
 
