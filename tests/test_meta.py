@@ -160,9 +160,7 @@ def test_layering() -> None:
             parts = mod.split(".")
             if parts[0] != "loopml" or len(parts) < 2:
                 if parts[0] == "sqlalchemy" and own not in ("store", "tracking", "registry"):
-                    problems.append(
-                        f"{path.name}: only store/ and the SQL stores use SQLAlchemy"
-                    )
+                    problems.append(f"{path.name}: only store/ and the SQL stores use SQLAlchemy")
                 continue
             target = parts[1]
             if target == own:

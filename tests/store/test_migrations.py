@@ -144,3 +144,48 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(builtins, "__import__", no_psycopg)
     with pytest.raises(MissingDependency, match=r"loopml\[postgres\]"):
         Database("postgresql://postgres@127.0.0.1:1/none")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_release_one_database_upgrades_to_the_registry(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A database left at revision 0001 (tracking only) keeps its runs and gains the registry."""
+    from loopml.registry import SqlRegistryStore
+    from loopml.tracking import SqlTrackingStore
+
+    if backend == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        uri = request.getfixturevalue("pg_database_factory")(empty=True)
+    engine = create_engine(uri)
+    with engine.begin() as conn:
+        alembic_upgrade(conn, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO experiments (workspace, name, artifact_location, lifecycle_stage, "
+                "creation_time, last_update_time) VALUES ('default', 'old', '', 'active', 1, 1)"
+            )
+        )
+        eid = conn.execute(text("SELECT experiment_id FROM experiments")).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO runs (run_uuid, experiment_id, workspace, name, user_id, status, "
+                "start_time, lifecycle_stage, artifact_uri) VALUES ('0123456789abcdef0123456789"
+                "abcdef', :eid, 'default', 'r', 'u', 'FINISHED', 1, 'active', '/tmp/x')"
+            ),
+            {"eid": eid},
+        )
+    engine.dispose()
+    if backend == "sqlite":
+        db = open_database(uri)
+    else:
+        upgrade_database(uri)
+        db = open_database(uri)
+    assert db.current_revision() == HEAD_REVISION
+    tracking = SqlTrackingStore(db, str(tmp_path / "art"))
+    run = tracking.get_run("0123456789abcdef0123456789abcdef")
+    registry = SqlRegistryStore(db, str(tmp_path / "art"))
+    registry.create_registered_model("m")
+    version = registry.create_model_version("m", f"runs:/{run.info.run_id}/model")
+    assert version.version == "1"
