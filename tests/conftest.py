@@ -183,8 +183,7 @@ def tracking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
 @pytest.fixture(params=["sqlite", "postgres", "rest"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     """A (tracking store, registry store) pair on one backend: SQLite, PostgreSQL or REST."""
-    from loopml.registry._rest import RestRegistryStore
-    from loopml.registry._sql import SqlRegistryStore
+    from loopml.registry import RestRegistryStore, SqlRegistryStore
     from loopml.tracking import RestTrackingStore, SqlTrackingStore
 
     tracking: Any

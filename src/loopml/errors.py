@@ -9,6 +9,7 @@ LoopmlError
 │   └── ArtifactNotFound
 ├── AlreadyExists(LoopmlError)                             409  RESOURCE_ALREADY_EXISTS
 ├── InvalidState(LoopmlError, RuntimeError)                409  INVALID_STATE
+├── IntegrityError(LoopmlError)                            409  INTEGRITY_ERROR
 ├── Overloaded(LoopmlError)                                503  TEMPORARILY_UNAVAILABLE
 ├── StoreError(LoopmlError)                                500  INTERNAL_ERROR
 │   ├── SchemaVersionError                                 500  SCHEMA_VERSION
@@ -28,6 +29,7 @@ __all__ = [
     "ArtifactNotFound",
     "ERRORS_BY_CODE",
     "ExperimentNotFound",
+    "IntegrityError",
     "InvalidInput",
     "InvalidState",
     "LoopmlError",
@@ -99,6 +101,13 @@ class InvalidState(LoopmlError, RuntimeError):
     """The object exists but is in a state that forbids the operation."""
 
     code = "INVALID_STATE"
+    http_status = 409
+
+
+class IntegrityError(LoopmlError):
+    """Stored content does not match the hash recorded for it (a tampered or corrupted file)."""
+
+    code = "INTEGRITY_ERROR"
     http_status = 409
 
 

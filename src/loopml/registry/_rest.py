@@ -133,6 +133,12 @@ class RestRegistryStore(RegistryStore):
         feature_views: Sequence[str] = (),
         status: str | None = None,
     ) -> ModelVersion:
+        for field, refs in (
+            ("dataset_versions", dataset_versions),
+            ("feature_views", feature_views),
+        ):
+            if isinstance(refs, str):
+                raise InvalidInput(f"{field} must be a list of strings")
         body = {
             "source": source,
             "run_id": run_id,

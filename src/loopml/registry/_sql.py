@@ -8,6 +8,8 @@ the change itself, so the history and the outbox can never disagree with the reg
 from __future__ import annotations
 
 import getpass
+import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -17,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
-from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from loopml.errors import AlreadyExists, InvalidInput, InvalidState, LoopmlError, NotFound
 from loopml.registry._base import EVENTS, RegistryStore
 from loopml.registry._compare import compare_versions
 from loopml.registry._entities import (
@@ -57,6 +59,8 @@ from loopml.tracking import PagedList, SqlTrackingStore
 __all__ = ["SqlRegistryStore"]
 
 _MAX_PAGE = 50_000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_log = logging.getLogger("loopml.registry")
 REGISTRY_SOURCE = "registry:"
 
 
@@ -478,6 +482,7 @@ class SqlRegistryStore(RegistryStore):
             conn.execute(
                 delete(registered_models).where(registered_models.c.model_id == row.model_id)
             )
+        self._remove_files(str(row.model_id))
 
     def search_registered_models(
         self,
@@ -600,7 +605,7 @@ class SqlRegistryStore(RegistryStore):
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise InvalidInput(f"run_id must be a non-empty string, got {run_id!r}")
         if manifest_digest is not None and (
-            not isinstance(manifest_digest, str) or len(manifest_digest) != 64
+            not isinstance(manifest_digest, str) or not _SHA256.fullmatch(manifest_digest)
         ):
             raise InvalidInput("manifest_digest must be a SHA-256 hex digest (64 characters)")
         for field, refs in (
@@ -612,6 +617,8 @@ class SqlRegistryStore(RegistryStore):
         state = status or ModelVersionStatus.READY
         if state not in (ModelVersionStatus.READY, ModelVersionStatus.PENDING_REGISTRATION):
             raise InvalidInput(f"status {status!r} is not READY or PENDING_REGISTRATION")
+        if run_id is None and isinstance(source, str) and source.startswith("runs:/"):
+            run_id = source[len("runs:/") :].split("/", 1)[0] or None
         now = _now()
         with self.db.write() as conn:
             model = self._model_row(conn, name)
@@ -751,8 +758,8 @@ class SqlRegistryStore(RegistryStore):
             )
             self._record(conn, model, "model_version.deleted", now=now, version=row.version)
             self._touch(conn, model.model_id, now)
-        if model.model_id and self._registry_files(model.model_id, row.version).exists(""):
-            self._registry_files(model.model_id, row.version).delete("")
+        if row.source == REGISTRY_SOURCE:
+            self._remove_files(str(model.model_id), str(row.version))
 
     def search_model_versions(
         self,
@@ -1180,6 +1187,16 @@ class SqlRegistryStore(RegistryStore):
         return compare_versions(self, tracking, name, version_a, version_b)
 
     # -- version files -------------------------------------------------------------------------
+    def _remove_files(self, *parts: str) -> None:
+        """Delete uploaded files of a deleted version or model (after the rows are gone)."""
+        folder = "/".join(parts)
+        try:
+            root = ArtifactStore(f"{self.artifact_root}/registry/{self.workspace}")
+            if root.exists(folder):
+                root.delete(folder)
+        except LoopmlError as exc:  # the registry change stands; the files are only garbage now
+            _log.warning("could not remove registry files %s: %s", folder, exc)
+
     def _registry_files(self, model_id: int, version: int) -> ArtifactStore:
         return ArtifactStore(
             f"{self.artifact_root}/registry/{self.workspace}/{model_id}/{version}"

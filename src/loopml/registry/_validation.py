@@ -26,6 +26,7 @@ _BAD_NAME = re.compile(r"[/@\x00-\x1f\x7f]")
 _ALIAS = re.compile(r"[\w\-]+")
 _VERSION_LIKE = re.compile(r"[vV]\d+")
 _TAG_KEY = re.compile(r"[\w./ \-]+")
+_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
 def validate_model_name(name: Any) -> str:
@@ -61,7 +62,7 @@ def validate_version(version: Any) -> int:
         raise InvalidInput(f"version must be a positive integer, got {version!r}")
     if isinstance(version, int):
         value = version
-    elif isinstance(version, str) and version.strip().isdigit():
+    elif isinstance(version, str) and _DIGITS.fullmatch(version.strip()):
         value = int(version.strip())
     else:
         raise InvalidInput(f"version must be a positive integer, got {version!r}")

@@ -62,8 +62,8 @@ def verify_signature(
         stamp = int(fields["t"])
         expected = sign_payload(secret, body, stamp).split("v1=", 1)[1]
         fresh = abs(time.time() - stamp) <= tolerance_seconds
-        return fresh and hmac.compare_digest(expected, fields["v1"])
-    except (KeyError, ValueError):
+        return fresh and hmac.compare_digest(expected.encode(), fields["v1"].encode())
+    except (KeyError, ValueError, UnicodeEncodeError):
         return False
 
 

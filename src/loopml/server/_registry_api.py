@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from loopml.registry import EVENTS, SqlRegistryStore
@@ -44,7 +44,7 @@ class UpdateModel(_Body):
 
 class Search(_Body):
     filter: str | None = None
-    max_results: int = 100
+    max_results: StrictInt = 100
     order_by: list[str] | None = None
     page_token: str | None = None
 

@@ -1,0 +1,276 @@
+"""``load_model``: fetch a model by URI, check it against the digest its store recorded, verify
+every file's hash, and return a ``LoadedModel`` (or the native object)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from loopml.errors import IntegrityError, InvalidInput, InvalidState, NotFound
+from loopml.models._flavors import FLAVORS, get_flavor, library_versions
+from loopml.models._loaded import LoadedModel
+from loopml.models._manifest import read_manifest, read_verified, verify_files
+from loopml.models._schema import Signature
+from loopml.models._uri import ModelRef, parse_model_uri
+
+__all__ = ["DIGEST_TAG", "FLAVOR_TAG", "Fetched", "fetch_model", "load_model", "resolve_version"]
+
+_log = logging.getLogger("loopml.models")
+DIGEST_TAG = "loopml.model_digest."
+FLAVOR_TAG = "loopml.model_flavor."
+RUNTIMES = ("auto", "onnx", "native")
+
+
+def resolve_version(registry: Any, ref: ModelRef) -> Any:
+    """The ``ModelVersion`` a ``models:/`` URI names."""
+    name = ref.name
+    if ref.ref == "version":
+        return registry.get_model_version(name, ref.value)
+    if ref.ref == "alias":
+        return registry.get_model_version_by_alias(name, ref.value)
+    stages = None if ref.ref == "latest" else [ref.value]
+    found = registry.get_latest_versions(name, stages)
+    if not found:
+        where = "no versions" if ref.ref == "latest" else f"no version in stage {ref.value}"
+        raise NotFound(f"registered model {name!r} has {where}")
+    return max(found, key=lambda v: int(v.version))
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A model's local folder, the digest its store recorded (None for local folders), where
+    it came from, and the temporary download to remove afterwards (None for local folders)."""
+
+    folder: Path
+    expected: str | None
+    metadata: dict[str, Any]
+    temporary: Path | None
+
+
+def _download(into: Any) -> tuple[Path, Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="loopml-model-"))
+    try:
+        return Path(into(tmp)), tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def fetch_model(ref: ModelRef, *, trusted: bool) -> Fetched:
+    """The local copy of the model a parsed URI names, and what its store recorded."""
+    untrusted = (
+        "; pass trusted=True to load it anyway, only if you trust where it came from (loading "
+        "unpickles Python objects, which can run code)"
+    )
+    if ref.kind == "local":
+        if not trusted:
+            raise InvalidInput(
+                f"model at local path {ref.uri!r} has no digest recorded by a store" + untrusted
+            )
+        meta = {"model_uri": ref.uri, "local_path": str(ref.local)}
+        return Fetched(ref.local, None, meta, None)  # type: ignore[arg-type]
+    if ref.kind == "runs":
+        from loopml.tracking import get_store
+
+        store = get_store()
+        run = store.get_run(ref.run_id)  # type: ignore[arg-type]
+        expected = run.data.tags.get(DIGEST_TAG + ref.path)  # type: ignore[operator]
+        if expected is None and not trusted:
+            raise InvalidInput(
+                f"run {ref.run_id} has no tag {DIGEST_TAG}{ref.path} (the digest log_model "
+                "records), so the model cannot be verified" + untrusted
+            )
+        folder, tmp = _download(partial(store.download_artifacts, ref.run_id, ref.path))
+        meta = {"model_uri": ref.uri, "run_id": ref.run_id, "artifact_path": ref.path}
+        return Fetched(folder, expected, meta, tmp)
+    from loopml.registry import ModelVersionStatus, get_registry
+
+    registry = get_registry()
+    version = resolve_version(registry, ref)
+    if version.status != ModelVersionStatus.READY:
+        raise InvalidState(
+            f"model {version.name!r} version {version.version} is {version.status}"
+            + (f": {version.status_message}" if version.status_message else "")
+        )
+    if version.manifest_digest is None and not trusted:
+        raise InvalidInput(
+            f"model {version.name!r} version {version.version} has no manifest digest in the "
+            "registry, so it cannot be verified" + untrusted
+        )
+    folder, tmp = _download(partial(registry.download_version, version.name, version.version))
+    meta = {
+        "model_uri": ref.uri,
+        "name": version.name,
+        "version": version.version,
+        "aliases": list(version.aliases),
+        "current_stage": version.current_stage,
+        "run_id": version.run_id,
+        "source": version.source,
+    }
+    return Fetched(folder, version.manifest_digest, meta, tmp)
+
+
+def _warn_versions(manifest: dict[str, Any], libraries: tuple[str, ...]) -> None:
+    recorded = manifest.get("versions") or {}
+    installed = library_versions(list(libraries))
+    for lib, version in installed.items():
+        saved = recorded.get(lib)
+        if saved and saved != version:
+            _log.warning(
+                "model was saved with %s %s; %s is installed, so predictions may differ",
+                lib,
+                saved,
+                version,
+            )
+
+
+def load_model(
+    model_uri: str | os.PathLike[str],
+    *,
+    runtime: Literal["auto", "onnx", "native"] = "auto",
+    flavor: str | None = None,
+    trusted: bool = False,
+    extra_columns: Literal["error", "drop"] = "error",
+) -> Any:
+    """Load a model by URI, verified against the digest its store recorded.
+
+    Args:
+        model_uri: runs:/<run_id>/<path>, models:/<name>/<version>, models:/<name>/<stage>,
+            models:/<name>/latest, models:/<name>@<alias>, or a local folder.
+        runtime: "auto" runs the ONNX copy when the manifest has one, "onnx" requires it,
+            "native" calls the original object.
+        flavor: None (or "pyfunc") for a ``LoadedModel``; "native", or the model's own flavor
+            name, for the original object.
+        trusted: allow a model that no store vouches for (a local folder, or one logged
+            without a digest). Recorded file hashes are still checked.
+        extra_columns: "error" (default) or "drop" input columns the signature does not name.
+
+    Returns:
+        A ``LoadedModel``, or the native object for ``flavor="native"`` or a flavor name.
+
+    Raises:
+        InvalidInput: malformed URI, unknown runtime or flavor, an unverifiable model without
+            ``trusted=True``, or a flavor other than the model's.
+        IntegrityError: the manifest differs from the recorded digest, or a file from its hash.
+        InvalidState: ``runtime="onnx"`` without an ONNX copy, or a version not READY.
+        NotFound: the run, model, version or alias does not exist.
+    """
+    if runtime not in RUNTIMES:
+        raise InvalidInput(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if extra_columns not in ("error", "drop"):
+        raise InvalidInput(f"extra_columns must be 'error' or 'drop', got {extra_columns!r}")
+    wanted = {"python_function": "pyfunc"}.get(flavor, flavor) if flavor else None
+    if wanted is not None and wanted != "native" and wanted not in FLAVORS:
+        raise InvalidInput(
+            f"flavor must be 'native' or one of {', '.join(FLAVORS)}, not {flavor!r}"
+        )
+    ref = parse_model_uri(model_uri)
+    fetched = fetch_model(ref, trusted=trusted)
+    folder, tmp = fetched.folder, fetched.temporary
+    keep = False
+    try:
+        manifest, digest = read_manifest(folder)
+        if fetched.expected is not None and digest != fetched.expected:
+            raise IntegrityError(
+                f"the manifest of {ref.uri} has SHA-256 {digest}, but the store recorded "
+                f"{fetched.expected}; the model's files changed after it was logged, so it is "
+                "not loaded"
+            )
+        verify_files(folder, manifest)
+        chosen = get_flavor(manifest["flavor"])
+        info = manifest["model"]
+        _warn_versions(manifest, chosen.libraries)
+        if wanted not in (None, "native", "pyfunc") and wanted != chosen.name:
+            raise InvalidInput(f"model {ref.uri} is a {chosen.name} model, not {wanted}")
+        native = chosen.load(folder, info, partial(read_verified, folder, manifest))
+        keep = tmp is not None and chosen.keeps_files(info)
+        if wanted is not None and wanted != "pyfunc":
+            result = native
+        else:
+            result = _assemble(
+                chosen,
+                native,
+                folder,
+                manifest,
+                digest,
+                fetched.metadata,
+                runtime,
+                extra_columns,
+            )
+        if keep:
+            _remove_later(result, tmp)  # type: ignore[arg-type]
+        return result
+    finally:
+        if tmp is not None and not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_later(owner: Any, folder: Path) -> None:
+    """Remove a download when the model that reads it (pyfunc artifacts) is collected."""
+    try:
+        weakref.finalize(owner, shutil.rmtree, folder, True)
+    except TypeError:
+        pass  # not weak-referenceable: the folder stays, like any file in the temp dir
+
+
+def _has_ort() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        _log.warning("model has an ONNX copy but onnxruntime is not installed; running natively")
+        return False
+    return True
+
+
+def _assemble(
+    chosen: Any,
+    native: Any,
+    folder: Path,
+    manifest: dict[str, Any],
+    digest: str,
+    metadata: dict[str, Any],
+    runtime: str,
+    extra_columns: str,
+) -> LoadedModel:
+    from loopml.models._enforce import InputAdapter
+    from loopml.models._onnx import OnnxRunner
+
+    raw_signature = manifest.get("signature")
+    signature = None if raw_signature is None else Signature.from_dict(raw_signature)
+    onnx_info = manifest.get("onnx") or {}
+    calls = chosen.wrap(native, folder, manifest["model"])
+    used = "native"
+    predict, proba, no_proba = calls.predict, calls.predict_proba, calls.no_proba_reason
+    if chosen.name == "onnx":
+        used = "onnx"  # ONNX Runtime is this flavor's own runtime
+    elif runtime == "onnx" and not onnx_info.get("available"):
+        raise InvalidState(
+            f"model {metadata.get('model_uri')} has no ONNX copy: "
+            f"{onnx_info.get('reason', 'none was recorded')}"
+        )
+    elif runtime == "onnx" or (runtime == "auto" and onnx_info.get("available") and _has_ort()):
+        runner = OnnxRunner(read_verified(folder, manifest, onnx_info["file"]))
+        outputs = onnx_info["outputs"]
+        predict = runner.function(outputs["predict"])
+        proba = runner.function(outputs["predict_proba"]) if "predict_proba" in outputs else None
+        used = "onnx"
+    return LoadedModel(
+        native=native,
+        flavor=chosen.name,
+        runtime=used,
+        signature=signature,
+        manifest=manifest,
+        digest=digest,
+        metadata=metadata,
+        prepare=InputAdapter(signature, extra_columns=extra_columns),
+        predict=predict,
+        predict_proba=proba,
+        no_proba_reason=no_proba,
+    )
