@@ -9,6 +9,8 @@ import pytest
 
 import loopml
 import loopml.cli
+import loopml.models
+import loopml.registry
 import loopml.server
 import loopml.store
 import loopml.tracking
@@ -31,7 +33,17 @@ LAYERS = {
 
 
 @pytest.mark.parametrize(
-    "module", [loopml, loopml.tracking, loopml.store, loopml.server, loopml.cli, errors]
+    "module",
+    [
+        loopml,
+        loopml.tracking,
+        loopml.registry,
+        loopml.models,
+        loopml.store,
+        loopml.server,
+        loopml.cli,
+        errors,
+    ],
 )
 def test_all_is_sorted_and_complete(module: object) -> None:
     names = module.__all__  # type: ignore[attr-defined]
@@ -48,10 +60,13 @@ def test_sdk_surface_is_pinned() -> None:
         "Experiment",
         "FileInfo",
         "LifecycleStage",
+        "LoadedModel",
         "Metric",
         "MlflowClient",
+        "ModelInfo",
         "PagedList",
         "Param",
+        "PythonModel",
         "RestTrackingStore",
         "Run",
         "RunBatch",
@@ -59,6 +74,7 @@ def test_sdk_surface_is_pinned() -> None:
         "RunInfo",
         "RunStatus",
         "RunTag",
+        "Signature",
         "SqlTrackingStore",
         "TrackingStore",
         "ViewType",
@@ -79,16 +95,21 @@ def test_sdk_surface_is_pinned() -> None:
         "get_run",
         "get_store",
         "get_tracking_uri",
+        "infer_signature",
         "last_active_run",
+        "load_model",
         "log_artifact",
         "log_artifacts",
         "log_dict",
         "log_figure",
         "log_metric",
         "log_metrics",
+        "log_model",
         "log_param",
         "log_params",
         "log_text",
+        "register_model",
+        "save_model",
         "search_experiments",
         "search_runs",
         "set_experiment",

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from loopml import errors
 from loopml.client import Client
+from loopml.models import (
+    LoadedModel,
+    ModelInfo,
+    PythonModel,
+    Signature,
+    infer_signature,
+    load_model,
+    log_model,
+    register_model,
+    save_model,
+)
 from loopml.tracking import (
     ActiveRun,
     Experiment,
@@ -72,10 +83,13 @@ __all__ = [
     "Experiment",
     "FileInfo",
     "LifecycleStage",
+    "LoadedModel",
     "Metric",
     "MlflowClient",
+    "ModelInfo",
     "PagedList",
     "Param",
+    "PythonModel",
     "RestTrackingStore",
     "Run",
     "RunBatch",
@@ -83,6 +97,7 @@ __all__ = [
     "RunInfo",
     "RunStatus",
     "RunTag",
+    "Signature",
     "SqlTrackingStore",
     "TrackingStore",
     "ViewType",
@@ -103,16 +118,21 @@ __all__ = [
     "get_run",
     "get_store",
     "get_tracking_uri",
+    "infer_signature",
     "last_active_run",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_figure",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
+    "save_model",
     "search_experiments",
     "search_runs",
     "set_experiment",
@@ -123,3 +143,16 @@ __all__ = [
     "set_tracking_uri",
     "start_run",
 ]
+
+# MLflow's per-flavor modules (``mlflow.sklearn.log_model`` ...), loaded on first use.
+_FLAVOR_MODULES = ("lightgbm", "onnx", "pyfunc", "sklearn", "xgboost")
+
+
+def __getattr__(name: str) -> object:
+    if name in _FLAVOR_MODULES:
+        import importlib
+
+        module = importlib.import_module(f"loopml.models.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'loopml' has no attribute {name!r}")

@@ -14,7 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 import loopml
+import loopml.registry
 from loopml.cli import cli
+from loopml.store import HEAD_REVISION
 
 
 def _invoke(*args: str) -> Any:
@@ -91,8 +93,8 @@ def test_runs_against_a_server(server_factory: Callable[..., Any]) -> None:
 def test_db_commands(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'cli.db'}"
     assert _invoke("db", "current", "--database-uri", uri).output.strip() == "empty"
-    assert "-> 0001" in _invoke("db", "upgrade", "--database-uri", uri).output
-    assert _invoke("db", "current", "--database-uri", uri).output.strip() == "0001"
+    assert f"-> {HEAD_REVISION}" in _invoke("db", "upgrade", "--database-uri", uri).output
+    assert _invoke("db", "current", "--database-uri", uri).output.strip() == HEAD_REVISION
 
 
 def test_demo_console_script(tmp_path: Path) -> None:
@@ -114,6 +116,10 @@ def test_demo_console_script(tmp_path: Path) -> None:
     assert len(env_store.get_metric_history(run.info.run_id, "test_accuracy")) == 10
     paths = {f.path for f in env_store.list_artifacts(run.info.run_id)}
     assert {"model", "feature_importance.json", "confusion_matrix.png"} <= paths
+    registry = loopml.registry.SqlRegistryStore(env_store.db, env_store.artifact_root)
+    served = registry.get_model_version_by_alias("breast-cancer-classifier", "production")
+    assert served.run_id == run.info.run_id and served.manifest_digest
+    assert "loaded with the" in proc.stdout
 
 
 def test_bad_settings_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

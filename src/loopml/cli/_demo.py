@@ -1,18 +1,17 @@
-"""``loopml demo``: a tracked scikit-learn training on a bundled dataset.
+"""``loopml demo``: a tracked scikit-learn training on a bundled dataset, its model packaged,
+registered, promoted to ``production`` and loaded back by alias.
 
-Later capabilities grow this same command into the whole loop (registry, serving, monitoring).
+Later capabilities grow this same command into the whole loop (serving, monitoring).
 """
 
 from __future__ import annotations
-
-import pickle
-import tempfile
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 import loopml
+
+MODEL_NAME = "breast-cancer-classifier"
 
 
 def run_demo(*, tracking_uri: str | None, experiment: str, console: Console) -> str:
@@ -60,14 +59,22 @@ def run_demo(*, tracking_uri: str | None, experiment: str, console: Console) -> 
             )[:10]
         )
         loopml.log_dict(importance, "feature_importance.json")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.pkl"
-            path.write_bytes(pickle.dumps(model))
-            loopml.log_artifact(path, "model")
+        info = loopml.log_model(
+            model, "model", registered_model_name=MODEL_NAME, input_example=x_test.iloc[:5]
+        )
         _log_figure(model, x_test, y_test)
         run_id = run.info.run_id
+    client = loopml.Client()
+    client.set_registered_model_alias(
+        MODEL_NAME,
+        "production",
+        info.registered_model_version,
+        reason=f"demo: accuracy {final['accuracy']:.4f} on the held-out quarter",
+    )
+    served = loopml.load_model(f"models:/{MODEL_NAME}@production")
+    served_accuracy = float(accuracy_score(y_test, served.predict(x_test)))
     recorded = loopml.get_run(run_id)
-    files = loopml.Client().list_artifacts(run_id)
+    files = client.list_artifacts(run_id)
     table = Table(title=f"run {run_id}")
     table.add_column("what")
     table.add_column("recorded", overflow="fold")
@@ -79,11 +86,26 @@ def run_demo(*, tracking_uri: str | None, experiment: str, console: Console) -> 
     )
     table.add_row("metric history", "test_accuracy over 10 steps")
     table.add_row("artifacts", ", ".join(f.path for f in files))
+    onnx = "with an ONNX copy" if info.onnx_available else "no ONNX copy"
+    table.add_row(
+        "model",
+        f"{info.flavor} flavor, {onnx}; registered as {MODEL_NAME} version "
+        f"{info.registered_model_version}, alias production",
+    )
+    table.add_row(
+        "served",
+        f"models:/{MODEL_NAME}@production loaded with the {served.runtime} runtime: "
+        f"accuracy {served_accuracy:.4f}",
+    )
     console.print(table)
     console.print(f"tracking store: {loopml.get_tracking_uri()}")
     console.print(f"artifacts:      {recorded.info.artifact_uri}")
     console.print(
         f"explore:        loopml runs show {run_id}   ·   loopml runs list -e {exp.name}"
+    )
+    console.print(
+        f"registry:       loopml models versions {MODEL_NAME}   ·   "
+        f"loopml models history {MODEL_NAME}"
     )
     return run_id
 
