@@ -19,7 +19,7 @@ from loopml.models._schema import ColSpec, Signature, TensorSpec, as_frame_or_ar
 __all__ = ["EXTRA_COLUMNS", "InputAdapter"]
 
 EXTRA_COLUMNS = ("error", "drop")
-_NUMPY = {
+_NUMPY: dict[str, np.dtype[Any]] = {
     "double": np.dtype("float64"),
     "float": np.dtype("float32"),
     "long": np.dtype("int64"),
@@ -37,13 +37,12 @@ class InputAdapter:
         if extra_columns not in EXTRA_COLUMNS:
             raise InvalidInput(f"extra_columns must be 'error' or 'drop', got {extra_columns!r}")
         self._drop_extra = extra_columns == "drop"
-        self._tensor: TensorSpec | None = None
         self._specs: list[ColSpec] = []
         if signature is None:
             self._call = as_frame_or_array
         elif signature.is_tensor:
-            self._tensor = signature.inputs[0]  # type: ignore[assignment]
-            spec = self._tensor
+            spec: TensorSpec = signature.inputs[0]  # type: ignore[assignment]
+            self._shape = spec.shape
             self._dtype = _OBJECT if spec.dtype == "str" else np.dtype(spec.dtype)
             self._fixed = [(i, d) for i, d in enumerate(spec.shape) if d != -1]
             self._call = self._as_tensor
@@ -67,7 +66,7 @@ class InputAdapter:
         else:
             norm = as_frame_or_array(data)
             arr = norm.to_numpy() if isinstance(norm, pd.DataFrame) else np.asarray(norm)
-        shape = self._tensor.shape  # type: ignore[union-attr]
+        shape = self._shape
         if arr.ndim != len(shape):
             if arr.ndim == 1 and len(shape) == 2 and shape[1] in (-1, arr.shape[0]):
                 arr = arr.reshape(1, -1)  # one row given flat
@@ -131,7 +130,9 @@ class InputAdapter:
 
     def _conform(self, frame: pd.DataFrame, dtypes: list[Any]) -> pd.DataFrame:
         converted: dict[str, Any] = {}
-        for spec, dtype in zip(self._specs, dtypes, strict=True):
+        for spec, dtype, fast in zip(self._specs, dtypes, self._fast, strict=True):
+            if dtype == fast or _fits(dtype, spec.type):
+                continue
             new = _convert(frame[spec.name], dtype, spec)
             if new is not None:
                 converted[spec.name] = new
@@ -152,7 +153,7 @@ def _column_dtypes(frame: pd.DataFrame) -> list[Any]:
     if get is not None:
         dtypes = get()
         if len(dtypes) == frame.shape[1]:
-            return dtypes.tolist()  # type: ignore[no-any-return]
+            return dtypes.tolist()
     return frame.dtypes.tolist()
 
 
@@ -177,6 +178,15 @@ def _cast_tensor(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if arr.dtype.kind == "O" and dtype.kind in "iub" and (out != arr).any():
         raise InvalidInput(f"input tensor holds values that are not {dtype}")
     return out
+
+
+def _fits(dtype: Any, column_type: str) -> bool:
+    """Whether the dtype alone shows the column holds ``column_type`` values."""
+    if column_type == "string":
+        return isinstance(dtype, pd.StringDtype)
+    if column_type == "datetime":
+        return isinstance(dtype, pd.DatetimeTZDtype) or getattr(dtype, "kind", "") == "M"
+    return False
 
 
 def _bad(spec: ColSpec, what: str) -> InvalidInput:
@@ -219,7 +229,7 @@ def _reject(col: pd.Series, spec: ColSpec, ok: Any) -> None:
     values = col.to_numpy(dtype=object)
     for v in values:
         if not (ok(v) or v is None or (isinstance(v, float) and v != v)):
-            raise _bad(spec, f"value {v!r} is a {type(v).__name__}")
+            raise _bad(spec, f"value {v!r} has type {type(v).__name__}")
     raise _bad(spec, f"it holds {col.dtype} values")
 
 
@@ -271,8 +281,10 @@ def _object_to(values: np.ndarray, want: np.dtype, spec: ColSpec) -> np.ndarray:
         else:
             ok = isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
         if not ok:
-            what = "a missing value" if v is None else f"value {v!r} is a {type(v).__name__}"
+            what = "a missing value" if v is None else f"value {v!r} has type {type(v).__name__}"
             raise _bad(spec, what)
+        if want.kind in "iu" and isinstance(v, float | np.floating) and not float(v).is_integer():
+            raise _bad(spec, "a missing value" if v != v else f"value {v!r} is not an integer")
     out = values.astype(want)
     bad = out != values
     if want.kind != "f" and bad.any():

@@ -80,7 +80,7 @@ class LightGBMFlavor(Flavor):
         except ImportError as exc:
             raise MissingDependency(
                 "onnxmltools is not installed, so no ONNX copy was made; "
-                "pip install 'loopml[onnx]'"
+                "pip install 'loopml[lightgbm]'"
             ) from exc
         width = example.shape[1]
         version = library_versions(["onnxmltools"]).get("onnxmltools", "?")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ class SklearnFlavor(Flavor):
             from skl2onnx import convert_sklearn
         except ImportError as exc:
             raise MissingDependency(
-                "skl2onnx is not installed, so no ONNX copy was made; pip install 'loopml[onnx]'"
+                "skl2onnx is not installed, so no ONNX copy was made; reinstall loopml"
             ) from exc
         from sklearn.base import is_classifier
 
@@ -75,7 +76,7 @@ class SklearnFlavor(Flavor):
                         layout,
                         precision,
                         converter,
-                        lambda t=types: convert_sklearn(native, initial_types=t, options=options),
+                        partial(convert_sklearn, native, initial_types=types, options=options),
                         # one input per column only helps when a single tensor did not convert
                         fallback=layout == "columns" and layouts[0] == "tensor",
                     )

@@ -92,7 +92,7 @@ class XGBoostFlavor(Flavor):
         except ImportError as exc:
             raise MissingDependency(
                 "onnxmltools is not installed, so no ONNX copy was made; "
-                "pip install 'loopml[onnx]'"
+                "pip install 'loopml[xgboost]'"
             ) from exc
         import xgboost
 

@@ -126,11 +126,11 @@ def module_roots(model: Any) -> set[str]:
 def get_flavor(name: str) -> Flavor:
     """The flavor registered under ``name`` (or an alias such as ``python_function``)."""
     key = _ALIASES.get(name, name) if isinstance(name, str) else name
-    target = FLAVORS.get(key)  # type: ignore[arg-type]
+    target = FLAVORS.get(key)
     if target is None:
         raise InvalidInput(f"flavor {name!r} is not one of {', '.join(FLAVORS)}")
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)()  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)()
 
 
 def detect_flavor(model: Any) -> Flavor:

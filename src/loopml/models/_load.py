@@ -74,22 +74,22 @@ def fetch_model(ref: ModelRef, *, trusted: bool) -> Fetched:
             raise InvalidInput(
                 f"model at local path {ref.uri!r} has no digest recorded by a store" + untrusted
             )
-        meta = {"model_uri": ref.uri, "local_path": str(ref.local)}
-        return Fetched(ref.local, None, meta, None)  # type: ignore[arg-type]
+        local: dict[str, Any] = {"model_uri": ref.uri, "local_path": str(ref.local)}
+        return Fetched(Path(str(ref.local)), None, local, None)
     if ref.kind == "runs":
         from loopml.tracking import get_store
 
+        run_id, path = str(ref.run_id), str(ref.path)
         store = get_store()
-        run = store.get_run(ref.run_id)  # type: ignore[arg-type]
-        expected = run.data.tags.get(DIGEST_TAG + ref.path)  # type: ignore[operator]
+        expected = store.get_run(run_id).data.tags.get(DIGEST_TAG + path)
         if expected is None and not trusted:
             raise InvalidInput(
-                f"run {ref.run_id} has no tag {DIGEST_TAG}{ref.path} (the digest log_model "
-                "records), so the model cannot be verified" + untrusted
+                f"run {run_id} has no tag {DIGEST_TAG}{path} (the digest log_model records), so "
+                "the model cannot be verified" + untrusted
             )
-        folder, tmp = _download(partial(store.download_artifacts, ref.run_id, ref.path))
-        meta = {"model_uri": ref.uri, "run_id": ref.run_id, "artifact_path": ref.path}
-        return Fetched(folder, expected, meta, tmp)
+        folder, tmp = _download(partial(store.download_artifacts, run_id, path))
+        run_meta = {"model_uri": ref.uri, "run_id": run_id, "artifact_path": path}
+        return Fetched(folder, expected, dict(run_meta), tmp)
     from loopml.registry import ModelVersionStatus, get_registry
 
     registry = get_registry()
@@ -105,7 +105,7 @@ def fetch_model(ref: ModelRef, *, trusted: bool) -> Fetched:
             "registry, so it cannot be verified" + untrusted
         )
     folder, tmp = _download(partial(registry.download_version, version.name, version.version))
-    meta = {
+    meta: dict[str, Any] = {
         "model_uri": ref.uri,
         "name": version.name,
         "version": version.version,
@@ -190,7 +190,6 @@ def load_model(
         if wanted not in (None, "native", "pyfunc") and wanted != chosen.name:
             raise InvalidInput(f"model {ref.uri} is a {chosen.name} model, not {wanted}")
         native = chosen.load(folder, info, partial(read_verified, folder, manifest))
-        keep = tmp is not None and chosen.keeps_files(info)
         if wanted is not None and wanted != "pyfunc":
             result = native
         else:
@@ -204,8 +203,9 @@ def load_model(
                 runtime,
                 extra_columns,
             )
-        if keep:
-            _remove_later(result, tmp)  # type: ignore[arg-type]
+        if tmp is not None and chosen.keeps_files(info):
+            keep = True  # python-model artifacts are read from the download while it lives
+            _remove_later(result, tmp)
         return result
     finally:
         if tmp is not None and not keep:

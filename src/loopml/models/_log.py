@@ -93,7 +93,7 @@ def log_model(
     run = tracking.active_run()
     if run is None:
         with tracking.start_run() as started:
-            return _log(
+            return _log_to_run(
                 started.info.run_id,
                 model,
                 path,
@@ -106,7 +106,7 @@ def log_model(
                 onnx,
                 await_registration,
             )
-    return _log(
+    return _log_to_run(
         run.info.run_id,
         model,
         path,
@@ -121,7 +121,7 @@ def log_model(
     )
 
 
-def _log(
+def _log_to_run(
     run_id: str,
     model: Any,
     path: str,

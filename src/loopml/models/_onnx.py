@@ -21,7 +21,7 @@ __all__ = ["ONNX_FILE", "TOLERANCE", "OnnxRunner", "build_onnx_copy", "default_o
 
 ONNX_FILE = "model.onnx"
 TOLERANCE = 1e-5
-_TYPES = {
+_TYPES: dict[str, np.dtype[Any]] = {
     "tensor(float)": np.dtype("float32"),
     "tensor(double)": np.dtype("float64"),
     "tensor(float16)": np.dtype("float16"),
@@ -40,7 +40,7 @@ def _ort() -> Any:
         import onnxruntime
     except ImportError as exc:
         raise MissingDependency(
-            "onnxruntime is not installed; pip install 'loopml[onnx]' to run ONNX models"
+            "onnxruntime is not installed; reinstall loopml to run ONNX models"
         ) from exc
     return onnxruntime
 
@@ -62,7 +62,10 @@ class OnnxRunner:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # no shape warnings on stderr for every call
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        self.inputs = [(i.name, _TYPES.get(i.type)) for i in self.session.get_inputs()]
+        # Unknown element types get no cast: the input goes to ONNX Runtime as given.
+        self.inputs: list[tuple[str, Any]] = [
+            (i.name, _TYPES.get(i.type)) for i in self.session.get_inputs()
+        ]
         self.outputs = self.session.get_outputs()
         self.output_names = [o.name for o in self.outputs]
         frame_type = pd.DataFrame
@@ -71,7 +74,7 @@ class OnnxRunner:
 
             def feed(x: Any) -> dict[str, Any]:
                 if isinstance(x, np.ndarray):
-                    return {name: x if x.dtype == dtype else x.astype(dtype)}
+                    return {name: x if dtype is None or x.dtype == dtype else x.astype(dtype)}
                 if isinstance(x, frame_type):
                     return {name: x.to_numpy(dtype=dtype)}
                 if isinstance(x, dict) and name in x:
@@ -211,7 +214,9 @@ def build_onnx_copy(
         )
     try:
         _ort()
-        candidates = flavor.onnx_candidates(native, example)
+        with warnings.catch_warnings():  # converters warn on import about their dependencies
+            warnings.simplefilter("ignore")
+            candidates = flavor.onnx_candidates(native, example)
     except MissingDependency as exc:
         return _unavailable(str(exc))
     except Exception as exc:  # noqa: BLE001 - converters fail in many ways; the reason is kept
@@ -220,7 +225,7 @@ def build_onnx_copy(
         return _unavailable(f"there is no ONNX converter for {flavor.name} models")
     expected = np.asarray(model.predict(example))
     proba = None if model.predict_proba is None else np.asarray(model.predict_proba(example))
-    reasons: list[str] = []
+    reasons: list[tuple[str, str]] = []
     converted_any = False
     for candidate in candidates:
         if candidate.fallback and converted_any:
@@ -232,18 +237,18 @@ def build_onnx_copy(
                 proto = candidate.convert()
             data = proto.SerializeToString()
         except Exception as exc:  # noqa: BLE001 - as above
-            reasons.append(f"{label}: conversion failed: {_short(exc)}")
+            reasons.append((label, f"conversion failed: {_short(exc)}"))
             continue
         converted_any = True
         try:
             runner = OnnxRunner(data)
             outputs = runner.run_all(example)
         except Exception as exc:  # noqa: BLE001 - a converted graph ONNX Runtime cannot run
-            reasons.append(f"{label}: ONNX Runtime cannot run the converted model: {_short(exc)}")
+            reasons.append((label, f"ONNX Runtime cannot run the converted model: {_short(exc)}"))
             continue
         predict, diff, why = _match(expected, outputs, runner.output_names, set())
         if predict is None:
-            reasons.append(f"{label}: predictions differ from the native model ({why})")
+            reasons.append((label, f"predictions differ from the native model ({why})"))
             continue
         mapping = {"predict": predict}
         if proba is not None:
@@ -251,7 +256,7 @@ def build_onnx_copy(
                 proba, outputs, runner.output_names, {predict["output"]}
             )
             if spec is None:
-                reasons.append(f"{label}: probabilities differ from the native model ({why})")
+                reasons.append((label, f"probabilities differ from the native model ({why})"))
                 continue
             mapping["predict_proba"] = spec
             diff = max(diff, proba_diff)
@@ -267,10 +272,17 @@ def build_onnx_copy(
             "validated_rows": int(len(expected)),
             "outputs": mapping,
             "opsets": {d.domain or "ai.onnx": int(d.version) for d in proto.opset_import},
-            "rejected": reasons,
+            "rejected": _summary(reasons) or None,
         }
-    unique = list(dict.fromkeys(reasons))
-    return _unavailable("; ".join(unique))
+    return _unavailable(_summary(reasons))
+
+
+def _summary(reasons: list[tuple[str, str]]) -> str:
+    """One clause per distinct reason, naming every attempt that failed that way."""
+    by_text: dict[str, list[str]] = {}
+    for label, text in reasons:
+        by_text.setdefault(text, []).append(label)
+    return "; ".join(f"{' and '.join(labels)}: {text}" for text, labels in by_text.items())
 
 
 def onnx_versions() -> dict[str, str]:

@@ -96,7 +96,7 @@ def _check_specs(specs: Sequence[Spec], side: str) -> tuple[Spec, ...]:
     if not all(isinstance(s, ColSpec | TensorSpec) for s in out):
         raise InvalidInput(f"signature {side} must be ColSpec or TensorSpec objects")
     if all(isinstance(s, ColSpec) for s in out):
-        names = [s.name for s in out]  # type: ignore[union-attr]
+        names = [s.name for s in out if isinstance(s, ColSpec)]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InvalidInput(f"signature {side} name column {dupes[0]!r} more than once")
