@@ -104,3 +104,36 @@ def test_bad_input_is_one_line(uri_args: list[str], args: list[str], message: st
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_register_a_saved_folder_and_a_run(uri_args: list[str], tmp_path: Any) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.2], [0.9, 0.8]]
+    model = LogisticRegression().fit(x, [0, 1, 0, 1])
+    loopml.save_model(model, tmp_path / "saved", input_example=x[:2])
+    out = _invoke(
+        "models",
+        "register",
+        str(tmp_path / "saved"),
+        "fraud",
+        "--tag",
+        "src=disk",
+        "--json",
+        *uri_args,
+    )
+    assert out.exit_code == 0, out.output
+    registered = json.loads(out.output)
+    assert (registered["version"], registered["source"], registered["tags"]) == (
+        "3",
+        "registry:",
+        {"src": "disk"},
+    )
+    if uri_args:
+        loopml.set_tracking_uri(uri_args[1])
+    loaded = loopml.load_model("models:/fraud/3")
+    assert list(loaded.predict(x)) == list(model.predict(x))
+    bad = CliRunner().invoke(cli, ["models", "register", str(tmp_path), "fraud", *uri_args])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    bad = CliRunner().invoke(cli, ["models", "register", "runs:/", "fraud", "--tag", "x"])
+    assert bad.exit_code == 2 and "key=value" in bad.output

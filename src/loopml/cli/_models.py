@@ -306,3 +306,31 @@ def models_history(
     for e in events:
         table.add_row(_ms(e.timestamp), _event_line(e), e.user_id, e.reason)
     console.print(table)
+
+
+@models.command("register")
+@click.argument("model_uri")
+@click.argument("name")
+@click.option("--tag", "tags", multiple=True, help="key=value; repeatable.")
+@_uri_option
+@_json_option
+def models_register(
+    model_uri: str, name: str, tags: tuple[str, ...], tracking_uri: str | None, as_json: bool
+) -> None:
+    """Register a logged model (runs:/<run_id>/<path>) or a saved model folder as NAME's next
+    version."""
+    import loopml
+
+    parsed: dict[str, str] = {}
+    for item in tags:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--tag {item!r} is not key=value")
+        parsed[key] = value
+    if tracking_uri:
+        loopml.set_tracking_uri(tracking_uri)
+    version = loopml.register_model(model_uri, name, tags=parsed or None)
+    if as_json:
+        _print_json(version.to_dict())
+    else:
+        click.echo(f"{name}: version {version.version} registered from {version.source}")
