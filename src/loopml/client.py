@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,8 @@ def to_epoch_ms(when: dt.datetime | dt.date | int | float | str) -> int:
     if isinstance(when, bool):
         raise InvalidInput(f"not a moment in time: {when!r}")
     if isinstance(when, int | float):
+        if not math.isfinite(when):
+            raise InvalidInput(f"not a moment in time: {when!r}")
         return int(when)
     if isinstance(when, str):
         try:

@@ -1034,3 +1034,52 @@ def test_sqlite_and_postgres_do_not_share_data(tmp_path: Path, pg_uri: str) -> N
     finally:
         lite.close()
         pg.close()
+
+
+# -- review findings: each would have failed before its fix ------------------------------------
+def test_rollback_after_deleting_a_middle_version_then_stops(stores: Stores) -> None:
+    _, registry = stores
+    name, _ = _model(stores, versions=3)
+    for version in (1, 2, 3):
+        registry.set_registered_model_alias(name, "production", version)
+    registry.delete_model_version(name, 2)
+    assert registry.rollback(name, "production").to_version == "1"
+    with pytest.raises(InvalidState, match="no earlier version"):
+        registry.rollback(name, "production")
+
+
+def test_dot_names_are_refused(stores: Stores) -> None:
+    _, registry = stores
+    for bad in (".", ".."):
+        with pytest.raises(InvalidInput, match="'.' or '..'"):
+            registry.create_registered_model(bad)
+
+
+def test_history_records_the_calling_user(stores: Stores) -> None:
+    import getpass
+
+    _, registry = stores
+    name, _ = _model(stores, versions=1)
+    registry.set_registered_model_alias(name, "production", 1)
+    registry.set_registered_model_alias(name, "staging", 1, user_id="ci-bot")
+    by_alias = {e.alias: e.user_id for e in registry.get_model_history(name, kinds=["alias"])}
+    assert by_alias == {"production": getpass.getuser(), "staging": "ci-bot"}
+    with pytest.raises(InvalidInput, match="user_id"):
+        registry.set_registered_model_alias(name, "canary", 1, user_id="u" * 300)
+
+
+def test_a_pending_version_gets_no_alias_and_is_announced_when_ready(
+    stores: Stores, tmp_path: Path
+) -> None:
+    _, registry = stores
+    name, _ = _model(stores)
+    pending = registry.create_model_version(
+        name, "registry:", status=ModelVersionStatus.PENDING_REGISTRATION
+    )
+    with pytest.raises(InvalidState, match="READY"):
+        registry.set_registered_model_alias(name, "production", pending.version)
+    assert registry.get_model_history(name, kinds=["version_created"]) == []
+    registry.update_model_version(name, pending.version, status=ModelVersionStatus.READY)
+    (created,) = registry.get_model_history(name, kinds=["version_created"])
+    assert created.version == pending.version
+    registry.set_registered_model_alias(name, "production", pending.version)

@@ -150,12 +150,15 @@ def test_server_confines_version_files(client: HttpClient, tmp_path: Any) -> Non
     name, _ = _model_with_versions(client, 1)
     secret = tmp_path / "secret.txt"
     secret.write_text("server-side file")
-    _error(
-        client.post(f"/api/v1/models/{name}/versions", json={"source": str(tmp_path)}),
-        400,
-        "INVALID_PARAMETER_VALUE",
-        "outside",
-    )
+    # Nothing outside the server's runs and uploads: not a path, not a traversal out of the
+    # artifact root (the server's root is tmp_path/server0/artifacts).
+    for source in (str(tmp_path), f"{tmp_path}/server0/artifacts/../../../../etc", "s3://b/k"):
+        _error(
+            client.post(f"/api/v1/models/{name}/versions", json={"source": source}),
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "registers only",
+        )
     _error(
         client.put(f"/api/v1/models/{name}/versions/1/artifacts/x.bin", content=b"x"),
         409,
@@ -177,7 +180,23 @@ def test_server_confines_version_files(client: HttpClient, tmp_path: Any) -> Non
     )
 
 
+def test_rename_with_a_bad_description_changes_nothing(client: HttpClient) -> None:
+    name, _ = _model_with_versions(client, 1)
+    resp = client.patch(
+        f"/api/v1/models/{name}", json={"name": "renamed", "description": "x" * 70_000}
+    )
+    _error(resp, 400, "INVALID_PARAMETER_VALUE", "description")
+    assert client.get(f"/api/v1/models/{name}").status_code == 200
+    assert client.get("/api/v1/models/renamed").status_code == 404
+
+
 def test_webhook_routes_reject_bad_input(client: HttpClient) -> None:
+    _error(
+        client.post("/api/v1/webhooks", json={"url": "http://[::1/", "secret": "s" * 16}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "url",
+    )
     _error(
         client.post("/api/v1/webhooks", json={"url": "ftp://x", "secret": "s" * 16}),
         400,

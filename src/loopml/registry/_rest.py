@@ -17,7 +17,12 @@ from loopml.registry._entities import (
     Webhook,
     WebhookDelivery,
 )
-from loopml.registry._validation import validate_alias, validate_model_name, validate_version
+from loopml.registry._validation import (
+    default_user,
+    validate_alias,
+    validate_model_name,
+    validate_version,
+)
 from loopml.store import FileInfo, validate_artifact_path
 from loopml.tracking import PagedList, RestTrackingStore
 
@@ -145,7 +150,7 @@ class RestRegistryStore(RegistryStore):
             "tags": tags or {},
             "run_link": run_link,
             "description": description,
-            "user_id": user_id,
+            "user_id": default_user() if user_id is None else user_id,
             "manifest_digest": manifest_digest,
             "dataset_versions": list(dataset_versions),
             "feature_views": list(feature_views),
@@ -219,7 +224,7 @@ class RestRegistryStore(RegistryStore):
         body = {
             "stage": stage,
             "archive_existing_versions": archive_existing_versions,
-            "user_id": user_id,
+            "user_id": default_user() if user_id is None else user_id,
             "reason": reason,
         }
         data = self._call("POST", f"{self._v(name, version)}/stage", body)
@@ -238,13 +243,22 @@ class RestRegistryStore(RegistryStore):
         user_id: str | None = None,
         reason: str | None = None,
     ) -> ModelEvent:
-        body = {"version": str(validate_version(version)), "user_id": user_id, "reason": reason}
+        body = {
+            "version": str(validate_version(version)),
+            "user_id": default_user() if user_id is None else user_id,
+            "reason": reason,
+        }
         return ModelEvent.from_dict(self._call("PUT", self._a(name, alias), body)["event"])
 
     def delete_registered_model_alias(
         self, name: str, alias: str, *, user_id: str | None = None, reason: str | None = None
     ) -> None:
-        self._call("DELETE", self._a(name, alias), user_id=user_id, reason=reason)
+        self._call(
+            "DELETE",
+            self._a(name, alias),
+            user_id=default_user() if user_id is None else user_id,
+            reason=reason,
+        )
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return ModelVersion.from_dict(self._call("GET", self._a(name, alias))["model_version"])
@@ -286,7 +300,7 @@ class RestRegistryStore(RegistryStore):
         user_id: str | None = None,
         reason: str | None = None,
     ) -> ModelEvent:
-        body = {"user_id": user_id, "reason": reason}
+        body = {"user_id": default_user() if user_id is None else user_id, "reason": reason}
         data = self._call("POST", f"{self._a(name, alias)}/rollback", body)
         return ModelEvent.from_dict(data["event"])
 

@@ -7,7 +7,6 @@ the change itself, so the history and the outbox can never disagree with the reg
 
 from __future__ import annotations
 
-import getpass
 import logging
 import re
 import time
@@ -38,6 +37,7 @@ from loopml.registry._validation import (
     validate_model_name,
     validate_tag,
     validate_text,
+    validate_user,
     validate_version,
 )
 from loopml.registry._webhooks import WebhookDispatcher, validate_webhook_url
@@ -66,13 +66,6 @@ REGISTRY_SOURCE = "registry:"
 
 def _now() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _default_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (containers): stay anonymous
-        return ""
 
 
 def _page_args(max_results: Any, page_token: str | None) -> tuple[int, int]:
@@ -143,14 +136,16 @@ class SqlRegistryStore(RegistryStore):
         if found is None:
             raise NotFound(f"workspace {self.workspace!r} does not exist")
 
-    def _model_row(self, conn: Connection, name: str) -> Any:
+    def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> Any:
+        """The model's row; ``lock`` holds it until the transaction ends (PostgreSQL's
+        ``FOR UPDATE``; SQLite's writers are serialised already), so concurrent writes to one
+        model (version numbers, alias moves and their history) queue instead of racing."""
         validate_model_name(name)
-        row = conn.execute(
-            select(registered_models).where(
-                registered_models.c.workspace == self.workspace,
-                registered_models.c.name == name,
-            )
-        ).first()
+        query = select(registered_models).where(
+            registered_models.c.workspace == self.workspace,
+            registered_models.c.name == name,
+        )
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise NotFound(f"registered model {name!r} does not exist")
         return row
@@ -301,7 +296,7 @@ class SqlRegistryStore(RegistryStore):
             "model_version.created": "version_created",
             "model_version.deleted": "version_deleted",
         }.get(event)
-        user = _default_user() if user_id is None else user_id
+        user = validate_user(user_id)
         text = validate_text(reason, "reason")
         seq = None
         if kind is not None:
@@ -398,8 +393,8 @@ class SqlRegistryStore(RegistryStore):
         validate_model_name(name)
         tag_list = [validate_tag(k, v) for k, v in (tags or {}).items()]
         text = validate_text(description, "description")
-        now = _now()
         with self.db.write() as conn:
+            now = _now()
             self._check_workspace(conn)
             exists_ = conn.execute(
                 select(registered_models.c.model_id).where(
@@ -427,7 +422,7 @@ class SqlRegistryStore(RegistryStore):
                     [{"model_id": model_id, "key": k, "value": v} for k, v in tag_list],
                 )
             self._enqueue(conn, "registered_model.created", name, None, now)
-            return self._models(conn, [self._model_row(conn, name)])[0]
+            return self._models(conn, [self._model_row(conn, name, lock=True)])[0]
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         with self.db.read() as conn:
@@ -435,9 +430,9 @@ class SqlRegistryStore(RegistryStore):
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         validate_model_name(new_name)
-        now = _now()
         with self.db.write() as conn:
-            row = self._model_row(conn, name)
+            now = _now()
+            row = self._model_row(conn, name, lock=True)
             if new_name != name:
                 taken = conn.execute(
                     select(registered_models.c.model_id).where(
@@ -452,6 +447,11 @@ class SqlRegistryStore(RegistryStore):
                 .where(registered_models.c.model_id == row.model_id)
                 .values(name=new_name, last_updated_time=now)
             )
+            conn.execute(  # webhooks scoped to the model follow it
+                update(webhooks)
+                .where(webhooks.c.workspace == self.workspace, webhooks.c.model_name == name)
+                .values(model_name=new_name)
+            )
             self._enqueue(
                 conn, "registered_model.renamed", new_name, None, now, {"previous_name": name}
             )
@@ -460,18 +460,18 @@ class SqlRegistryStore(RegistryStore):
     def update_registered_model(self, name: str, *, description: str) -> RegisteredModel:
         text = validate_text(description, "description")
         with self.db.write() as conn:
-            row = self._model_row(conn, name)
+            row = self._model_row(conn, name, lock=True)
             conn.execute(
                 update(registered_models)
                 .where(registered_models.c.model_id == row.model_id)
                 .values(description=text, last_updated_time=_now())
             )
-            return self._models(conn, [self._model_row(conn, name)])[0]
+            return self._models(conn, [self._model_row(conn, name, lock=True)])[0]
 
     def delete_registered_model(self, name: str) -> None:
-        now = _now()
         with self.db.write() as conn:
-            row = self._model_row(conn, name)
+            now = _now()
+            row = self._model_row(conn, name, lock=True)
             self._enqueue(conn, "registered_model.deleted", name, None, now)
             # Children first: SQLite enforces foreign keys only when asked to.
             conn.execute(
@@ -523,7 +523,7 @@ class SqlRegistryStore(RegistryStore):
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         key, text = validate_tag(key, value)
         with self.db.write() as conn:
-            row = self._model_row(conn, name)
+            row = self._model_row(conn, name, lock=True)
             conn.execute(
                 delete(registered_model_tags).where(
                     registered_model_tags.c.model_id == row.model_id,
@@ -537,7 +537,7 @@ class SqlRegistryStore(RegistryStore):
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         with self.db.write() as conn:
-            row = self._model_row(conn, name)
+            row = self._model_row(conn, name, lock=True)
             gone = conn.execute(
                 delete(registered_model_tags).where(
                     registered_model_tags.c.model_id == row.model_id,
@@ -565,15 +565,11 @@ class SqlRegistryStore(RegistryStore):
             raise InvalidInput(
                 f"source {source!r}: register the model's run or files, not another model URI"
             )
-        if self.confine_artifacts and not self._under_root(source):
+        if self.confine_artifacts:
             raise InvalidInput(
-                f"source {source!r} is outside this server's artifact store; "
-                "use runs:/<run_id>/<path> or upload the files"
+                f"source {source!r}: a server registers only runs:/<run_id>/<path> (a model "
+                "logged in one of its runs) or registry: (files uploaded to the version)"
             )
-
-    def _under_root(self, uri: str) -> bool:
-        root = self.artifact_root
-        return uri == root or uri.startswith(root + "/")
 
     def _run_artifact_uri(self, conn: Connection, run_id: str) -> str:
         row = conn.execute(
@@ -619,9 +615,9 @@ class SqlRegistryStore(RegistryStore):
             raise InvalidInput(f"status {status!r} is not READY or PENDING_REGISTRATION")
         if run_id is None and isinstance(source, str) and source.startswith("runs:/"):
             run_id = source[len("runs:/") :].split("/", 1)[0] or None
-        now = _now()
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            now = _now()
+            model = self._model_row(conn, name, lock=True)
             self._check_source(conn, source, run_id)
             if run_id is not None:
                 self._run_artifact_uri(conn, run_id)
@@ -633,7 +629,7 @@ class SqlRegistryStore(RegistryStore):
                     creation_time=now,
                     last_updated_time=now,
                     description=text,
-                    user_id=_default_user() if user_id is None else user_id,
+                    user_id=validate_user(user_id),
                     current_stage=Stage.NONE,
                     source=source,
                     run_id=run_id,
@@ -657,9 +653,10 @@ class SqlRegistryStore(RegistryStore):
                         for k, v in tag_list
                     ],
                 )
-            self._record(
-                conn, model, "model_version.created", now=now, user_id=user_id, version=number
-            )
+            if state == ModelVersionStatus.READY:  # a pending version is announced once ready
+                self._record(
+                    conn, model, "model_version.created", now=now, user_id=user_id, version=number
+                )
             return self._versions(
                 conn, {model.model_id: name}, [self._version_row(conn, model, number)]
             )[0]
@@ -694,7 +691,7 @@ class SqlRegistryStore(RegistryStore):
         if status_message is not None:
             values["status_message"] = validate_text(status_message, "status_message")
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
             if (
                 status is not None
@@ -714,14 +711,23 @@ class SqlRegistryStore(RegistryStore):
                 .values(**values)
             )
             self._touch(conn, model.model_id, values["last_updated_time"])
+            if status == ModelVersionStatus.READY and row.status != status:
+                self._record(
+                    conn,
+                    model,
+                    "model_version.created",
+                    now=values["last_updated_time"],
+                    user_id=row.user_id,
+                    version=row.version,
+                )
             return self._versions(
                 conn, {model.model_id: name}, [self._version_row(conn, model, row.version)]
             )[0]
 
     def delete_model_version(self, name: str, version: str | int) -> None:
-        now = _now()
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            now = _now()
+            model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
             for (alias,) in conn.execute(
                 select(model_aliases.c.alias).where(
@@ -828,7 +834,7 @@ class SqlRegistryStore(RegistryStore):
     def set_model_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
         key, text = validate_tag(key, value)
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
             where = (
                 model_version_tags.c.model_id == model.model_id,
@@ -844,7 +850,7 @@ class SqlRegistryStore(RegistryStore):
 
     def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
             gone = conn.execute(
                 delete(model_version_tags).where(
@@ -873,9 +879,9 @@ class SqlRegistryStore(RegistryStore):
             raise InvalidInput(
                 "archive_existing_versions applies only to transitions to Staging or Production"
             )
-        now = _now()
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            now = _now()
+            model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
             moves = (
                 [(row.version, row.current_stage, target)] if row.current_stage != target else []
@@ -970,10 +976,15 @@ class SqlRegistryStore(RegistryStore):
     ) -> ModelEvent:
         validate_alias(alias)
         validate_text(reason, "reason")
-        now = _now()
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            now = _now()
+            model = self._model_row(conn, name, lock=True)
             row = self._version_row(conn, model, version)
+            if row.status != ModelVersionStatus.READY:
+                raise InvalidState(
+                    f"model {name!r} version {row.version} is {row.status}; an alias can point "
+                    "only at a READY version"
+                )
             if self._alias_version(conn, model.model_id, alias) == row.version:
                 last = self._history(conn, model, alias=alias, kinds=None, limit=1, offset=0)
                 if last:
@@ -993,9 +1004,9 @@ class SqlRegistryStore(RegistryStore):
         self, name: str, alias: str, *, user_id: str | None = None, reason: str | None = None
     ) -> None:
         validate_alias(alias)
-        now = _now()
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            now = _now()
+            model = self._model_row(conn, name, lock=True)
             current = self._alias_version(conn, model.model_id, alias)
             if current is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
@@ -1133,9 +1144,9 @@ class SqlRegistryStore(RegistryStore):
         reason: str | None = None,
     ) -> ModelEvent:
         validate_alias(alias)
-        now = _now()
         with self.db.write() as conn:
-            model = self._model_row(conn, name)
+            now = _now()
+            model = self._model_row(conn, name, lock=True)
             current = self._alias_version(conn, model.model_id, alias)
             if current is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
@@ -1150,7 +1161,9 @@ class SqlRegistryStore(RegistryStore):
                 if kind == "alias":
                     stack.append(to_version)
                 elif kind == "rollback" and stack:
-                    stack.pop()
+                    stack.pop()  # the version rolled back from, then any it skipped
+                    while stack and stack[-1] != to_version:
+                        stack.pop()
                 elif kind == "alias_deleted":
                     stack.clear()
             if stack and stack[-1] == current:
@@ -1213,7 +1226,7 @@ class SqlRegistryStore(RegistryStore):
                 run_id, _, path = source[len("runs:/") :].partition("/")
                 root = ArtifactStore(self._run_artifact_uri(conn, run_id))
                 return (root.child(path.strip("/")) if path.strip("/") else root), row
-        if self.confine_artifacts and not self._under_root(source):
+        if self.confine_artifacts:
             raise InvalidState(
                 f"model {name!r} version {row.version}: source {source!r} is outside "
                 "this server's store"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 import re
 from typing import Any
 
 from loopml.errors import InvalidInput
 
 __all__ = [
+    "default_user",
     "validate_alias",
     "validate_model_name",
     "validate_tag",
     "validate_text",
+    "validate_user",
     "validate_version",
 ]
 
@@ -20,6 +23,7 @@ MAX_ALIAS_LENGTH = 255
 MAX_TAG_KEY_LENGTH = 250
 MAX_TAG_VALUE_LENGTH = 8000
 MAX_TEXT_LENGTH = 65_000
+MAX_USER_LENGTH = 256
 
 # A name travels inside ``models:/<name>/<version>`` and ``models:/<name>@<alias>`` URIs.
 _BAD_NAME = re.compile(r"[/@\x00-\x1f\x7f]")
@@ -35,12 +39,29 @@ def validate_model_name(name: Any) -> str:
         raise InvalidInput(f"model name must be a string, got {type(name).__name__}")
     if not name.strip() or len(name) > MAX_MODEL_NAME_LENGTH:
         raise InvalidInput(f"model name must have 1 to {MAX_MODEL_NAME_LENGTH} characters")
-    if _BAD_NAME.search(name) or name != name.strip():
+    if _BAD_NAME.search(name) or name != name.strip() or name in (".", ".."):
         raise InvalidInput(
-            f"model name {name!r} may not contain '/', '@', control characters, "
-            "or leading or trailing spaces"
+            f"model name {name!r} may not be '.' or '..', nor contain '/', '@', control "
+            "characters, or leading or trailing spaces"
         )
     return name
+
+
+def default_user() -> str:
+    """The login name of this process's user ('' when there is none, as in some containers)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name: stay anonymous
+        return ""
+
+
+def validate_user(user_id: Any) -> str:
+    """A user id as recorded in the history: this process's user when None."""
+    if user_id is None:
+        return default_user()
+    if not isinstance(user_id, str) or len(user_id) > MAX_USER_LENGTH or "\x00" in user_id:
+        raise InvalidInput(f"user_id must be a string of at most {MAX_USER_LENGTH} characters")
+    return user_id
 
 
 def validate_alias(alias: Any) -> str:
@@ -93,4 +114,6 @@ def validate_text(value: Any, field: str) -> str:
         raise InvalidInput(f"{field} must be a string, got {type(value).__name__}")
     if len(value) > MAX_TEXT_LENGTH:
         raise InvalidInput(f"{field} is longer than {MAX_TEXT_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidInput(f"{field} may not contain NUL characters")
     return value

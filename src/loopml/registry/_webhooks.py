@@ -40,9 +40,14 @@ def validate_webhook_url(url: Any) -> str:
     """An ``http(s)://host[:port]/...`` URL, else ``InvalidInput``."""
     if not isinstance(url, str) or len(url) > 2000:
         raise InvalidInput("url must be a string of at most 2000 characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"url {url!r} must be an http:// or https:// URL with a host")
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        httpx.URL(url)  # what the sender will parse
+    except (ValueError, httpx.InvalidURL):
+        ok = False
+    if not ok or any(ord(c) < 32 or c == "\x7f" for c in url):
+        raise InvalidInput(f"url {url!r:.200} must be an http:// or https:// URL with a host")
     return url
 
 
@@ -63,7 +68,7 @@ def verify_signature(
         expected = sign_payload(secret, body, stamp).split("v1=", 1)[1]
         fresh = abs(time.time() - stamp) <= tolerance_seconds
         return fresh and hmac.compare_digest(expected.encode(), fields["v1"].encode())
-    except (KeyError, ValueError, UnicodeEncodeError):
+    except (KeyError, ValueError, UnicodeEncodeError, AttributeError, TypeError):
         return False
 
 
@@ -105,7 +110,7 @@ class WebhookDispatcher:
 
     def _ensure_thread(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None or not self._thread.is_alive() or self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._loop, name="loopml-webhooks", daemon=True
                 )
@@ -123,7 +128,10 @@ class WebhookDispatcher:
             if sent or wait is not None:
                 idle_since = time.monotonic()
             elif not self._forever and time.monotonic() - idle_since > 3.0:
-                return  # embedded: nothing pending for a while, so let the thread go
+                with self._lock:  # embedded: nothing pending for a while, so let the thread go
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
             timeout = self._poll_interval if wait is None else min(wait, self._poll_interval)
             self._wake.wait(timeout=max(timeout, 0.01))
             self._wake.clear()
@@ -210,8 +218,9 @@ class WebhookDispatcher:
             response = client.post(row.url, content=body, headers=headers)
             status = response.status_code
             if not 200 <= status < 300:
-                error = f"HTTP {status}: {response.text[:200]}"
-        except httpx.HTTPError as exc:
+                # The body is not kept: a receiver's answer is not the caller's to read back.
+                error = f"HTTP {status}"
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, recorded
             error = f"{type(exc).__name__}: {exc}"[:500]
         attempts = row.attempts + 1
         now = time.time_ns() // 1_000_000

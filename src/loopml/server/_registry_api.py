@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from loopml.registry import EVENTS, SqlRegistryStore
+from loopml.registry import EVENTS, SqlRegistryStore, validate_model_name, validate_text
 from loopml.server._tracking_api import SyncChunks, prepend_chunk
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
@@ -138,6 +138,10 @@ def get_model(name: str, registry: Registry) -> dict[str, Any]:
 @router.patch("/models/{name}")
 def update_model(name: str, body: UpdateModel, registry: Registry) -> dict[str, Any]:
     """Rename a model and/or change its description."""
+    if body.description is not None:  # check both before changing either
+        validate_text(body.description, "description")
+    if body.name is not None:
+        validate_model_name(body.name)
     current = name
     model = None
     if body.name is not None:
