@@ -176,7 +176,10 @@ class SqlRegistryStore(RegistryStore):
                 model_version_tags.c.version,
                 model_version_tags.c.key,
                 model_version_tags.c.value,
-            ).where(model_version_tags.c.model_id.in_(ids))
+            ).where(
+                model_version_tags.c.model_id.in_(ids),
+                model_version_tags.c.version.in_(sorted({r.version for r in rows})),
+            )
         ):
             tags.setdefault((mid, ver), {})[key] = value
         aliases: dict[tuple[int, int], list[str]] = {}
