@@ -209,3 +209,10 @@ def test_error_tree() -> None:
     assert issubclass(errors.InvalidState, RuntimeError)
     assert issubclass(errors.MissingDependency, ImportError)
     assert errors.error_from_code("SOMETHING_NEW", "m", 404).__class__ is errors.NotFound
+
+
+def test_test_module_names_are_unique() -> None:
+    """Test folders have no __init__.py, so two test files with one name break collection."""
+    tests = Path(__file__).parent
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
