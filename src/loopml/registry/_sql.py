@@ -41,8 +41,15 @@ from loopml.registry._validation import (
     validate_version,
 )
 from loopml.registry._webhooks import WebhookDispatcher, validate_webhook_url
-from loopml.store import ArtifactStore, Database, FileInfo, open_database
+from loopml.store import (
+    ArtifactStore,
+    Database,
+    FileInfo,
+    open_database,
+    validate_artifact_path,
+)
 from loopml.store.tables import (
+    logged_models,
     model_aliases,
     model_events,
     model_version_tags,
@@ -62,6 +69,7 @@ _MAX_PAGE = 50_000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _log = logging.getLogger("loopml.registry")
 REGISTRY_SOURCE = "registry:"
+LOGGED_MODEL_SOURCE = "models:/m-"  # a model logged by an MLflow 3 client (logged_models)
 
 
 def _now() -> int:
@@ -564,6 +572,9 @@ class SqlRegistryStore(RegistryStore):
                 raise InvalidInput(f"source {source!r} names another run than run_id {run_id!r}")
             self._run_artifact_uri(conn, parts[0])
             return
+        if source.startswith(LOGGED_MODEL_SOURCE):
+            self._logged_model_uri(conn, source)
+            return
         if source.startswith("models:/"):
             raise InvalidInput(
                 f"source {source!r}: register the model's run or files, not another model URI"
@@ -573,6 +584,18 @@ class SqlRegistryStore(RegistryStore):
                 f"source {source!r}: a server registers only runs:/<run_id>/<path> (a model "
                 "logged in one of its runs) or registry: (files uploaded to the version)"
             )
+
+    def _logged_model_uri(self, conn: Connection, source: str) -> str:
+        """The artifact folder of the logged model a ``models:/m-<id>`` source names."""
+        model_id = source[len("models:/") :].strip("/")
+        row = conn.execute(
+            select(logged_models.c.artifact_uri).where(
+                logged_models.c.model_id == model_id, logged_models.c.workspace == self.workspace
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"logged model {model_id!r} does not exist")
+        return str(row.artifact_uri)
 
     def _run_artifact_uri(self, conn: Connection, run_id: str) -> str:
         row = conn.execute(
@@ -1213,28 +1236,41 @@ class SqlRegistryStore(RegistryStore):
         except LoopmlError as exc:  # the registry change stands; the files are only garbage now
             _log.warning("could not remove registry files %s: %s", folder, exc)
 
-    def _registry_files(self, model_id: int, version: int) -> ArtifactStore:
-        return ArtifactStore(
-            f"{self.artifact_root}/registry/{self.workspace}/{model_id}/{version}"
-        )
+    def _registry_location(self, model_id: int, version: int) -> str:
+        return f"{self.artifact_root}/registry/{self.workspace}/{model_id}/{version}"
 
-    def _version_files(self, name: str, version: str | int) -> tuple[ArtifactStore, Any]:
+    def _registry_files(self, model_id: int, version: int) -> ArtifactStore:
+        return ArtifactStore(self._registry_location(model_id, version))
+
+    def _version_location(self, name: str, version: str | int) -> tuple[str, Any]:
+        """Where a version's files are stored (a path or URI) and the version's row."""
         with self.db.read() as conn:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model, version)
             source = row.source
             if source == REGISTRY_SOURCE:
-                return self._registry_files(model.model_id, row.version), row
+                return self._registry_location(model.model_id, row.version), row
             if source.startswith("runs:/"):
                 run_id, _, path = source[len("runs:/") :].partition("/")
-                root = ArtifactStore(self._run_artifact_uri(conn, run_id))
-                return (root.child(path.strip("/")) if path.strip("/") else root), row
+                root = self._run_artifact_uri(conn, run_id).rstrip("/")
+                path = validate_artifact_path(path.strip("/")) if path.strip("/") else ""
+                return (f"{root}/{path}" if path else root), row
+            if source.startswith(LOGGED_MODEL_SOURCE):
+                return self._logged_model_uri(conn, source), row
         if self.confine_artifacts:
             raise InvalidState(
                 f"model {name!r} version {row.version}: source {source!r} is outside "
                 "this server's store"
             )
-        return ArtifactStore(source), row
+        return source, row
+
+    def _version_files(self, name: str, version: str | int) -> tuple[ArtifactStore, Any]:
+        location, row = self._version_location(name, version)
+        return ArtifactStore(location), row
+
+    def version_files_uri(self, name: str, version: str | int) -> str:
+        """Where a version's files are stored (what MLflow's ``get-download-uri`` answers)."""
+        return self._version_location(name, version)[0]
 
     def upload_version_artifact(
         self, name: str, version: str | int, local_file: Path, artifact_path: str

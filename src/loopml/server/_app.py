@@ -16,6 +16,12 @@ import loopml
 from loopml.config import Settings, get_settings
 from loopml.errors import InvalidInput, LoopmlError
 from loopml.registry import SqlRegistryStore
+from loopml.server._mlflow_common import (
+    COMPAT_PATH_PREFIXES,
+    ArtifactUris,
+    include_twice,
+    mlflow_error,
+)
 from loopml.tracking import SqlTrackingStore
 
 _log = logging.getLogger("loopml.server")
@@ -39,6 +45,9 @@ def create_app(
     artifact_uri: str | None = None,
 ) -> FastAPI:
     """The loopml server app over the configured (or given) database and artifact root."""
+    from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
+    from loopml.server._mlflow_api import router as mlflow_tracking_router
+    from loopml.server._mlflow_registry_api import router as mlflow_registry_router
     from loopml.server._registry_api import router as registry_router
     from loopml.server._tracking_api import router as tracking_router
 
@@ -70,6 +79,10 @@ def create_app(
     app.state.registry_store = registry
     app.include_router(tracking_router)
     app.include_router(registry_router)
+    app.state.mlflow_artifacts = ArtifactUris(store.artifact_root)
+    include_twice(app, mlflow_tracking_router, tag="mlflow")
+    include_twice(app, mlflow_registry_router, tag="mlflow registry")
+    app.include_router(mlflow_artifacts_router, tags=["mlflow artifacts"])
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
@@ -91,6 +104,9 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 async def _loopml_error(request: Request, exc: LoopmlError) -> JSONResponse:
     if exc.http_status >= 500:
         _log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    if request.url.path.startswith(COMPAT_PATH_PREFIXES):  # MLflow's codes and statuses
+        status, code = mlflow_error(exc)
+        return error_response(status, code, str(exc))
     return error_response(exc.http_status, exc.code, str(exc))
 
 

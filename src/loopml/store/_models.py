@@ -306,6 +306,32 @@ class WebhookDelivery(Base):
     )
 
 
+class LoggedModel(Base):
+    """A model logged in an experiment by MLflow 3 clients (``logged-models`` routes), with its
+    artifact location, status, tags and params (JSON objects)."""
+
+    __tablename__ = "logged_models"
+    model_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    experiment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("experiments.experiment_id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(500), nullable=False)
+    artifact_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    creator_id: Mapped[str] = mapped_column(String(256), nullable=False, server_default="")
+    model_type: Mapped[str | None] = mapped_column(String(500))
+    source_run_id: Mapped[str | None] = mapped_column(String(32))
+    creation_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_updated_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tags: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    params: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    __table_args__ = (Index("ix_logged_models_experiment", "experiment_id", "creation_time"),)
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -322,3 +348,4 @@ model_aliases: Table = cast(Table, ModelAlias.__table__)
 model_events: Table = cast(Table, ModelEvent.__table__)
 webhooks: Table = cast(Table, Webhook.__table__)
 webhook_deliveries: Table = cast(Table, WebhookDelivery.__table__)
+logged_models: Table = cast(Table, LoggedModel.__table__)

@@ -61,6 +61,7 @@ from loopml.tracking._fluent import (
     set_tracking_uri,
     start_run,
 )
+from loopml.tracking._logged_models import LoggedModel, LoggedModelStore
 from loopml.tracking._resolve import get_store, resolve_tracking_uri
 from loopml.tracking._rest import RestTrackingStore
 from loopml.tracking._sql import SqlTrackingStore
@@ -73,6 +74,8 @@ __all__ = [
     "Experiment",
     "FileInfo",
     "LifecycleStage",
+    "LoggedModel",
+    "LoggedModelStore",
     "Metric",
     "MlflowClient",
     "PagedList",

@@ -30,6 +30,7 @@ from loopml.store.tables import (
     experiment_tags,
     experiments,
     latest_metrics,
+    logged_models,
     metrics,
     params,
     runs,
@@ -480,6 +481,7 @@ class SqlTrackingStore(TrackingStore):
             for table in (metrics, latest_metrics, params, run_tags):
                 conn.execute(delete(table).where(table.c.run_uuid.in_(run_ids)))
             conn.execute(delete(runs).where(runs.c.experiment_id == eid))
+            conn.execute(delete(logged_models).where(logged_models.c.experiment_id == eid))
             conn.execute(delete(experiment_tags).where(experiment_tags.c.experiment_id == eid))
             conn.execute(delete(experiments).where(experiments.c.experiment_id == eid))
         # Only the folder loopml made for the experiment under its own root is removed; a
@@ -761,6 +763,21 @@ class SqlTrackingStore(TrackingStore):
         values, timestamps, steps = self.get_metric_history_columns(run_id, key)
         with paused_gc():
             return list(map(Metric, [key] * len(values), values, timestamps, steps))
+
+    def latest_metric_points(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+        """The latest point (value, timestamp, step) of every metric of each run."""
+        out: dict[str, list[Metric]] = {r: [] for r in run_ids}
+        lm = latest_metrics.c
+        with self.db.read() as conn:
+            for chunk in _chunks(list(run_ids)):
+                rows = conn.execute(
+                    select(lm.run_uuid, lm.key, lm.value, lm.is_nan, lm.timestamp, lm.step).where(
+                        lm.run_uuid.in_(list(chunk))
+                    )
+                )
+                for rid, key, value, is_nan, ts, step in rows:
+                    out[rid].append(Metric(key, math.nan if is_nan else value, ts, step))
+        return out
 
     def get_metric_history_columns(
         self, run_id: str, key: str

@@ -1,0 +1,237 @@
+"""Shared pieces of the MLflow-compatible routes: prefixes, request fields, error bodies, and
+the translation between loopml's artifact locations and ``mlflow-artifacts:/`` URIs.
+
+MLflow's client sends GET parameters in the query string and everything else as a JSON body;
+it ignores response fields it does not know and sends request fields a server may not know, so
+unknown request fields are ignored here (a newer client must keep working). A missing or
+mistyped known field is an ``INVALID_PARAMETER_VALUE`` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from loopml.errors import (
+    AlreadyExists,
+    InvalidInput,
+    InvalidState,
+    LoopmlError,
+    NotFound,
+    Overloaded,
+)
+
+__all__ = [
+    "MLFLOW_PREFIXES",
+    "ArtifactUris",
+    "Fields",
+    "include_twice",
+    "json_response",
+    "mlflow_error",
+    "request_fields",
+]
+
+# The client uses /api/2.0/mlflow; MLflow's web UI uses the /ajax-api alias.
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+COMPAT_PATH_PREFIXES = ("/api/2.0/", "/ajax-api/2.0/", "/api/3.0/", "/ajax-api/3.0/")
+
+
+def include_twice(app: Any, router: APIRouter, *, tag: str) -> None:
+    """Serve ``router`` under both MLflow prefixes (the alias is left out of the schema)."""
+    app.include_router(router, prefix=MLFLOW_PREFIXES[0], tags=[tag])
+    app.include_router(router, prefix=MLFLOW_PREFIXES[1], include_in_schema=False)
+
+
+def mlflow_error(exc: LoopmlError) -> tuple[int, str]:
+    """MLflow's (HTTP status, error code) for a loopml error.
+
+    MLflow answers ``INVALID_STATE`` with 500, which its client retries; loopml sends the same
+    code with 409, so the client raises the same ``MlflowException`` at once.
+    """
+    if isinstance(exc, NotFound):
+        return 404, "RESOURCE_DOES_NOT_EXIST"
+    if isinstance(exc, AlreadyExists):
+        return 400, "RESOURCE_ALREADY_EXISTS"
+    if isinstance(exc, InvalidInput):
+        return 400, "INVALID_PARAMETER_VALUE"
+    if isinstance(exc, InvalidState):
+        return 409, "INVALID_STATE"
+    if isinstance(exc, Overloaded):
+        return 503, "TEMPORARILY_UNAVAILABLE"
+    if exc.http_status == 409:
+        return 409, "INVALID_STATE"
+    if exc.http_status < 500:
+        return 400, "INVALID_PARAMETER_VALUE"
+    return 500, "INTERNAL_ERROR"
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    """A JSON response (orjson; NaN is written as the string MLflow's protobuf JSON uses)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def request_fields(request: Request) -> Fields:
+    """The request's fields: the query string for GET and DELETE, else the JSON body."""
+    if request.method in ("GET", "DELETE"):
+        data: dict[str, Any] = {}
+        for key, value in request.query_params.multi_items():
+            if key in data:
+                prev = data[key]
+                data[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+            else:
+                data[key] = value
+        return Fields(data, from_query=True)
+    raw = await request.body()
+    if not raw.strip():
+        return Fields({}, from_query=False)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return Fields(data, from_query=False)
+
+
+class Fields:
+    """Typed access to a request's fields, with errors naming the field."""
+
+    def __init__(self, data: dict[str, Any], *, from_query: bool) -> None:
+        self.data = data
+        self.from_query = from_query
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        """The value as sent, or ``default``."""
+        return self.data.get(name, default)
+
+    def str(self, name: str, *, required: bool = False, default: str | None = None) -> Any:
+        """A string field."""
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise InvalidInput(f"missing value for required parameter '{name}'")
+            return default
+        if isinstance(value, list) and self.from_query and value:
+            value = value[-1]
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"invalid value {value!r:.80} for parameter '{name}': expected a string"
+            )
+        return value
+
+    def int(self, name: str, *, required: bool = False, default: int | None = None) -> Any:
+        """An integer field (proto int64 arrives as a number or a decimal string)."""
+        value = self.data.get(name)
+        if value is None or value == "":
+            if required:
+                raise InvalidInput(f"missing value for required parameter '{name}'")
+            return default
+        if isinstance(value, bool):
+            raise InvalidInput(
+                f"invalid value {value!r} for parameter '{name}': expected an integer"
+            )
+        if isinstance(value, int):
+            return value
+        if (
+            isinstance(value, str)
+            and value.strip().lstrip("-").isascii()
+            and value.strip().lstrip("-").isdigit()
+        ):
+            return int(value)
+        raise InvalidInput(
+            f"invalid value {value!r:.80} for parameter '{name}': expected an integer"
+        )
+
+    def float(self, name: str, *, required: bool = False) -> Any:
+        """A double field (``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` as strings)."""
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise InvalidInput(f"missing value for required parameter '{name}'")
+            return None
+        if isinstance(value, bool):
+            raise InvalidInput(
+                f"invalid value {value!r} for parameter '{name}': expected a number"
+            )
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise InvalidInput(
+            f"invalid value {value!r:.80} for parameter '{name}': expected a number"
+        )
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        """A boolean field (``true``/``false`` in a query string)."""
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise InvalidInput(
+            f"invalid value {value!r:.80} for parameter '{name}': expected a boolean"
+        )
+
+    def str_list(self, name: str) -> list[str]:
+        """A repeated string field."""
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise InvalidInput(f"invalid value for parameter '{name}': expected a list of strings")
+
+    def key_values(self, name: str) -> dict[str, str]:
+        """A repeated ``{key, value}`` field (tags, params) as a dict."""
+        value = self.data.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, list):
+            raise InvalidInput(f"invalid value for parameter '{name}': expected a list")
+        out: dict[str, str] = {}
+        for item in value:
+            if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+                raise InvalidInput(f"invalid entry in '{name}': each needs a string 'key'")
+            v = item.get("value", "")
+            out[item["key"]] = v if isinstance(v, str) else str(v)
+        return out
+
+
+class ArtifactUris:
+    """Maps locations under the server's artifact root to ``mlflow-artifacts:/<relative>``, the
+    scheme the client downloads and uploads through the server's artifact proxy."""
+
+    SCHEME = "mlflow-artifacts:/"
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+
+    def to_client(self, uri: str) -> str:
+        """The URI the client should see for a stored location."""
+        if uri == self.root:
+            return self.SCHEME
+        if uri.startswith(self.root + "/"):
+            return self.SCHEME + uri[len(self.root) + 1 :]
+        return uri
+
+    def from_client(self, uri: str) -> str:
+        """The stored location for a URI the client sent."""
+        if uri.startswith("mlflow-artifacts:"):
+            rest = uri[len("mlflow-artifacts:") :].lstrip("/")
+            if rest.startswith(("//",)):
+                rest = rest.split("/", 1)[-1]
+            return f"{self.root}/{rest}" if rest else self.root
+        return uri
+
+
+Handler = Callable[..., Any]
