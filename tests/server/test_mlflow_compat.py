@@ -147,3 +147,19 @@ def test_loopml_runs_are_visible_to_the_client(url: str, tmp_path: Path) -> None
     assert point.step == 3
     path = client.download_artifacts(run.info.run_id, "greeting.txt", str(tmp_path))
     assert Path(path).read_text() == "hello"
+
+
+def test_default_experiment_and_resuming_a_run(url: str) -> None:
+    """Without set_experiment the client uses experiment 0, which loopml creates on first use;
+    start_run(run_id=...) reopens a finished run; logging to a finished run is INVALID_STATE."""
+    assert mlflow.get_experiment("0").name == "Default"
+    with mlflow.start_run() as run:
+        mlflow.log_metric("a", 1.0)
+    with mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_metric("a", 2.0, step=1)
+        mlflow.log_param("later", "yes")
+    got = MlflowClient().get_run(run.info.run_id)
+    assert got.info.experiment_id == "0" and got.data.metrics == {"a": 2.0}
+    with pytest.raises(MlflowException) as exc:
+        MlflowClient().log_param(run.info.run_id, "too_late", "x")
+    assert _code(exc) == "INVALID_STATE"

@@ -130,6 +130,14 @@ def _logged_model(model: LoggedModel, uris: ArtifactUris) -> dict[str, Any]:
     return {"info": info, "data": {"params": _kv(model.params), "metrics": []}}
 
 
+def _experiment_id(store: SqlTrackingStore, experiment_id: str) -> str:
+    """MLflow's clients use experiment ``0`` (Default) without creating it; so does loopml,
+    which creates it on first use."""
+    if experiment_id == "0":
+        return store.get_default_experiment_id()
+    return experiment_id
+
+
 def _run_id(fields: Fields) -> str:
     """``run_id``, or the deprecated ``run_uuid`` older clients send."""
     value = fields.str("run_id") or fields.str("run_uuid")
@@ -180,9 +188,9 @@ async def create_experiment(request: Request) -> Response:
 async def get_experiment(request: Request) -> Response:
     """One experiment by id."""
     f = await request_fields(request)
-    exp = await run_in_threadpool(
-        _store(request).get_experiment, f.str("experiment_id", required=True)
-    )
+    store = _store(request)
+    eid = await run_in_threadpool(_experiment_id, store, f.str("experiment_id", required=True))
+    exp = await run_in_threadpool(store.get_experiment, eid)
     return json_response({"experiment": _experiment(exp, _uris(request))})
 
 
@@ -270,7 +278,7 @@ async def create_run(request: Request) -> Response:
     tags = f.key_values("tags")
     run = await run_in_threadpool(
         store.create_run,
-        f.str("experiment_id") or store.get_default_experiment_id(),
+        await run_in_threadpool(_experiment_id, store, f.str("experiment_id") or "0"),
         start_time=f.int("start_time"),
         tags=tags,
         run_name=f.str("run_name") or tags.get("mlflow.runName"),
@@ -398,7 +406,7 @@ async def search_runs(request: Request) -> Response:
     store = _store(request)
     page = await run_in_threadpool(
         store.search_runs,
-        f.str_list("experiment_ids"),
+        [_experiment_id(store, e) for e in f.str_list("experiment_ids")],
         filter_string=f.str("filter"),
         view_type=f.raw("run_view_type") or "ACTIVE_ONLY",
         max_results=f.int("max_results", default=1000),
