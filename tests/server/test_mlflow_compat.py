@@ -30,6 +30,9 @@ def url(server_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> 
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+    # The client remembers the active experiment id across servers; the next test's server
+    # has other ids. (MLflow has no public way to unset it.)
+    mlflow.tracking.fluent._active_experiment_id = None
 
 
 def _code(exc: pytest.ExceptionInfo[MlflowException]) -> str:
