@@ -150,6 +150,7 @@ def test_xgboost_classifier_is_saved_natively_and_converts(
     assert manifest["flavor"] == "xgboost"
     assert manifest["model"]["serialization"] == "xgboost-ubj"
     assert sorted(manifest["files"]) == [
+        "MLmodel",
         "input_example.json",
         "model.onnx",
         "model.ubj",

@@ -6,7 +6,8 @@ is the model's digest: ``log_model`` records it on the run, the registry on the 
 ``load_model`` refuses a model whose files no longer match it.
 
 Flavors: ``sklearn``, ``xgboost``, ``lightgbm``, ``onnx`` and ``pyfunc`` (python function);
-``loopml.models.sklearn`` etc. are thin per-flavor aliases, as in MLflow.
+``loopml.models.sklearn`` etc. are thin per-flavor aliases, as in MLflow. The first three also
+get an MLflow ``MLmodel``, and ``load_model`` reads sklearn models MLflow saved (trusted only).
 """
 
 from __future__ import annotations

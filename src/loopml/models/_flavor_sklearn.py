@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from loopml.errors import MissingDependency
+from loopml.errors import InvalidInput, MissingDependency
 from loopml.models._flavors import (
     Flavor,
     NativeModel,
@@ -46,6 +46,8 @@ class SklearnFlavor(Flavor):
         }
 
     def load(self, directory: Path, info: dict[str, Any], read: ReadBytes) -> Any:
+        if info.get("serialization") == "skops":  # MLflow's default format for sklearn
+            return _load_skops(read(info["file"]), info.get("trusted_types"))
         return load_pickle(info, read)
 
     def wrap(self, native: Any, directory: Path, info: dict[str, Any]) -> NativeModel:
@@ -82,6 +84,25 @@ class SklearnFlavor(Flavor):
                     )
                 )
         return out
+
+
+def _load_skops(data: bytes, trusted: list[str] | None) -> Any:
+    """A model in skops' format, allowing the types its MLmodel lists as trusted."""
+    try:
+        import skops.io
+        from skops.io.exceptions import UntrustedTypesFoundException
+    except ImportError as exc:
+        raise MissingDependency(
+            "skops is not installed, so this model saved in the skops format cannot be loaded; "
+            "pip install skops"
+        ) from exc
+    try:
+        return skops.io.loads(data, trusted=trusted)
+    except UntrustedTypesFoundException as exc:
+        raise InvalidInput(
+            f"skops refused to load the model: {exc}; only the types its MLmodel lists in "
+            "skops_trusted_types are loaded"
+        ) from exc
 
 
 def column_input_kinds(example: Any) -> list[str] | None:

@@ -1,5 +1,6 @@
 """``load_model``: fetch a model by URI, check it against the digest its store recorded, verify
-every file's hash, and return a ``LoadedModel`` (or the native object)."""
+every file's hash, and return a ``LoadedModel`` (or the native object). A folder MLflow saved
+(an ``MLmodel``, no loopml manifest) is read too, with ``trusted=True``: nothing vouches for it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,7 +18,8 @@ from typing import Any, Literal
 from loopml.errors import IntegrityError, InvalidInput, InvalidState, NotFound
 from loopml.models._flavors import FLAVORS, get_flavor, library_versions
 from loopml.models._loaded import LoadedModel
-from loopml.models._manifest import read_manifest, read_verified, verify_files
+from loopml.models._manifest import MANIFEST, read_manifest, read_verified, verify_files
+from loopml.models._mlmodel import NOT_LOOPML, is_mlflow_model, read_mlmodel, read_unverified
 from loopml.models._schema import Signature
 from loopml.models._uri import ModelRef, parse_model_uri
 
@@ -71,6 +74,10 @@ def fetch_model(ref: ModelRef, *, trusted: bool) -> Fetched:
     )
     if ref.kind == "local":
         if not trusted:
+            if is_mlflow_model(os.listdir(str(ref.local))):
+                raise InvalidInput(
+                    f"model at local path {ref.uri!r} is an MLflow model: {NOT_LOOPML}"
+                )
             raise InvalidInput(
                 f"model at local path {ref.uri!r} has no digest recorded by a store" + untrusted
             )
@@ -83,6 +90,8 @@ def fetch_model(ref: ModelRef, *, trusted: bool) -> Fetched:
         store = get_store()
         expected = store.get_run(run_id).data.tags.get(DIGEST_TAG + path)
         if expected is None and not trusted:
+            if is_mlflow_model(f.path for f in store.list_artifacts(run_id, path)):
+                raise InvalidInput(f"model {ref.uri} is an MLflow model: {NOT_LOOPML}")
             raise InvalidInput(
                 f"run {run_id} has no tag {DIGEST_TAG}{path} (the digest log_model records), so "
                 "the model cannot be verified" + untrusted
@@ -100,6 +109,12 @@ def fetch_model(ref: ModelRef, *, trusted: bool) -> Fetched:
             + (f": {version.status_message}" if version.status_message else "")
         )
     if version.manifest_digest is None and not trusted:
+        listing = registry.list_version_artifacts(version.name, version.version)
+        if is_mlflow_model(f.path for f in listing):
+            raise InvalidInput(
+                f"model {version.name!r} version {version.version} is an MLflow model: "
+                + NOT_LOOPML
+            )
         raise InvalidInput(
             f"model {version.name!r} version {version.version} has no manifest digest in the "
             "registry, so it cannot be verified" + untrusted
@@ -143,7 +158,8 @@ def load_model(
 
     Args:
         model_uri: runs:/<run_id>/<path>, models:/<name>/<version>, models:/<name>/<stage>,
-            models:/<name>/latest, models:/<name>@<alias>, or a local folder.
+            models:/<name>/latest, models:/<name>@<alias>, or a local folder. The folder may
+            hold a model the mlflow client saved (sklearn flavor; needs ``trusted=True``).
         runtime: "auto" runs the ONNX copy when the manifest has one, "onnx" requires it,
             "native" calls the original object.
         flavor: None (or "pyfunc") for a ``LoadedModel``; "native", or the model's own flavor
@@ -156,11 +172,13 @@ def load_model(
         A ``LoadedModel``, or the native object for ``flavor="native"`` or a flavor name.
 
     Raises:
-        InvalidInput: malformed URI, unknown runtime or flavor, an unverifiable model without
-            ``trusted=True``, or a flavor other than the model's.
+        InvalidInput: malformed URI, unknown runtime or flavor, an unverifiable model (or one
+            MLflow saved) without ``trusted=True``, a flavor other than the model's, or an
+            MLflow model of a flavor other than sklearn.
         IntegrityError: the manifest differs from the recorded digest, or a file from its hash.
         InvalidState: ``runtime="onnx"`` without an ONNX copy, or a version not READY.
         NotFound: the run, model, version or alias does not exist.
+        MissingDependency: an MLflow model in the skops format, and skops is not installed.
     """
     if runtime not in RUNTIMES:
         raise InvalidInput(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -176,20 +194,13 @@ def load_model(
     folder, tmp = fetched.folder, fetched.temporary
     keep = False
     try:
-        manifest, digest = read_manifest(folder)
-        if fetched.expected is not None and digest != fetched.expected:
-            raise IntegrityError(
-                f"the manifest of {ref.uri} has SHA-256 {digest}, but the store recorded "
-                f"{fetched.expected}; the model's files changed after it was logged, so it is "
-                "not loaded"
-            )
-        verify_files(folder, manifest)
+        manifest, digest, read = _open(folder, ref.uri, fetched.expected)
         chosen = get_flavor(manifest["flavor"])
         info = manifest["model"]
         _warn_versions(manifest, chosen.libraries)
         if wanted not in (None, "native", "pyfunc") and wanted != chosen.name:
             raise InvalidInput(f"model {ref.uri} is a {chosen.name} model, not {wanted}")
-        native = chosen.load(folder, info, partial(read_verified, folder, manifest))
+        native = chosen.load(folder, info, read)
         if wanted is not None and wanted != "pyfunc":
             result = native
         else:
@@ -210,6 +221,30 @@ def load_model(
     finally:
         if tmp is not None and not keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _open(
+    folder: Path, uri: str, expected: str | None
+) -> tuple[dict[str, Any], str, Callable[[str], bytes]]:
+    """The manifest, digest and file reader of a fetched folder: loopml's, checked against the
+    recorded digest and every file's hash; or, with nothing recorded, an MLflow model's."""
+    # Nothing recorded means fetch_model was told trusted=True.
+    if expected is None and folder.is_dir() and is_mlflow_model(os.listdir(folder)):
+        manifest, digest = read_mlmodel(folder, uri)
+        return manifest, digest, partial(read_unverified, folder)
+    if expected is not None and not (folder / MANIFEST).is_file():
+        raise IntegrityError(
+            f"{uri} holds no {MANIFEST}, but the store recorded its digest {expected}; the "
+            "model's files changed after it was logged, so it is not loaded"
+        )
+    manifest, digest = read_manifest(folder)
+    if expected is not None and digest != expected:
+        raise IntegrityError(
+            f"the manifest of {uri} has SHA-256 {digest}, but the store recorded "
+            f"{expected}; the model's files changed after it was logged, so it is not loaded"
+        )
+    verify_files(folder, manifest)
+    return manifest, digest, partial(read_verified, folder, manifest)
 
 
 def _remove_later(owner: Any, folder: Path) -> None:

@@ -20,8 +20,9 @@ class LoadedModel:
         flavor: sklearn, xgboost, lightgbm, onnx or pyfunc.
         runtime: "onnx" or "native".
         signature: the ``Signature``, or None when the model was saved without one.
-        manifest: the parsed ``loopml-model.json``.
-        digest: the SHA-256 of the manifest.
+        manifest: the parsed ``loopml-model.json`` (for a model MLflow saved, loopml's reading
+            of its ``MLmodel``, with ``format: "mlflow"`` and the YAML under ``mlmodel``).
+        digest: the SHA-256 of the manifest (of the ``MLmodel`` for a model MLflow saved).
         metadata: where the model came from (model_uri, run_id, name, version, ...).
     """
 

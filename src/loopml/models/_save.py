@@ -66,6 +66,9 @@ def save_model(
 ) -> dict[str, Any]:
     """Package a model into a new folder at ``path``, described by ``loopml-model.json``.
 
+    A sklearn, xgboost or lightgbm model's folder also holds an MLflow ``MLmodel`` naming the
+    same model file, so ``mlflow.pyfunc.load_model`` loads it too.
+
     Args:
         model: a scikit-learn estimator or Pipeline, an XGBoost or LightGBM model or Booster, an
             ``onnx.ModelProto`` or ``.onnx`` path, a ``PythonModel``, or any object with predict.
@@ -120,6 +123,7 @@ def _write(
 ) -> dict[str, Any]:
     from loopml.models._enforce import InputAdapter
     from loopml.models._example import EXAMPLE_FILE, example_to_json
+    from loopml.models._mlmodel import write_mlmodel
     from loopml.models._onnx import ONNX_FILE, build_onnx_copy, onnx_versions
     from loopml.models._schema import as_frame_or_array, infer_output_schema, infer_schema
 
@@ -173,6 +177,8 @@ def _write(
         {k: v for k, v in versions.items() if k not in ("skl2onnx", "onnxmltools")},
     )
     (staging / REQUIREMENTS_FILE).write_text("".join(f"{r}\n" for r in requirements))
+    # MLflow's descriptor of the same files, hashed in the manifest like any other file.
+    write_mlmodel(staging, chosen.name, native, info, sig, versions)
 
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
