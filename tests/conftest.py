@@ -29,6 +29,8 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         if name.startswith(("LOOPML_", "MLFLOW_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")  # the mlflow client, where tested
+    monkeypatch.setenv("DO_NOT_TRACK", "true")
     monkeypatch.chdir(tmp_path)
     reset_settings()
     fluent.reset()

@@ -568,6 +568,8 @@ class SqlRegistryStore(RegistryStore):
             parts = source[len("runs:/") :].split("/", 1)
             if not parts[0]:
                 raise InvalidInput(f"source {source!r} is not of the form runs:/<run_id>/<path>")
+            if len(parts) > 1 and parts[1].strip("/"):
+                validate_artifact_path(parts[1].strip("/"))
             if run_id is not None and parts[0] != run_id:
                 raise InvalidInput(f"source {source!r} names another run than run_id {run_id!r}")
             self._run_artifact_uri(conn, parts[0])

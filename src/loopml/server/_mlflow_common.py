@@ -74,8 +74,10 @@ def json_response(body: dict[str, Any]) -> Response:
 
 
 async def request_fields(request: Request) -> Fields:
-    """The request's fields: the query string for GET and DELETE, else the JSON body."""
-    if request.method in ("GET", "DELETE"):
+    """The request's fields: the query string for GET, the JSON body otherwise (a DELETE's
+    body when it has one — the client sends one — else its query string)."""
+    raw = b"" if request.method == "GET" else await request.body()
+    if request.method == "GET" or (request.method == "DELETE" and not raw.strip()):
         data: dict[str, Any] = {}
         for key, value in request.query_params.multi_items():
             if key in data:
@@ -84,7 +86,6 @@ async def request_fields(request: Request) -> Fields:
             else:
                 data[key] = value
         return Fields(data, from_query=True)
-    raw = await request.body()
     if not raw.strip():
         return Fields({}, from_query=False)
     try:
