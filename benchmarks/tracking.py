@@ -392,16 +392,8 @@ def checks(results: dict[str, dict[str, Any]]) -> list[str]:
     return problems
 
 
-def print_report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
-    """Print the machine/version header, the side-by-side table and any problems."""
-    header, table = build_table(results)
-    title = (
-        f"loopml {meta['loopml_version'] or '-'} vs MLflow {meta['mlflow_version'] or '-'}"
-        f" | {meta['date']} | nproc={meta['nproc']} | {meta['mem_gib']} GiB"
-        f" | Python {meta['python']}"
-        f" | {meta['platform']}{' | QUICK' if meta['quick'] else ''}"
-    )
-    caption = "ratio = how many times faster loopml is than MLflow (>1: loopml is faster)"
+def render_table(title: str, header: list[str], table: list[list[str]], caption: str) -> None:
+    """Print a table with a title and a caption (with rich if it is installed, else plain)."""
     try:
         from rich.console import Console
         from rich.table import Table
@@ -430,6 +422,10 @@ def print_report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> No
         for r in table:
             tbl.add_row(*r)
         Console(width=max(140, shutil.get_terminal_size().columns)).print(tbl)
+
+
+def print_wall_times(results: dict[str, dict[str, Any]]) -> None:
+    """One line per target: wall time, server start-up time and each step's wall time."""
     for name, res in results.items():
         if "wall_seconds" in res:
             parts = ", ".join(
@@ -438,6 +434,20 @@ def print_report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> No
             start = res.get("server_start_seconds")
             srv = f", server start {start:.1f} s" if start is not None else ""
             print(f"{name}: wall {res['wall_seconds']:.1f} s{srv} ({parts})")
+
+
+def print_report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
+    """Print the machine/version header, the side-by-side table and any problems."""
+    header, table = build_table(results)
+    title = (
+        f"loopml {meta['loopml_version'] or '-'} vs MLflow {meta['mlflow_version'] or '-'}"
+        f" | {meta['date']} | nproc={meta['nproc']} | {meta['mem_gib']} GiB"
+        f" | Python {meta['python']}"
+        f" | {meta['platform']}{' | QUICK' if meta['quick'] else ''}"
+    )
+    caption = "ratio = how many times faster loopml is than MLflow (>1: loopml is faster)"
+    render_table(title, header, table, caption)
+    print_wall_times(results)
     problems = checks(results)
     for p in problems:
         print(f"WARNING: {p}")

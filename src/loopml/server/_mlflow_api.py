@@ -130,11 +130,18 @@ def _logged_model(model: LoggedModel, uris: ArtifactUris) -> dict[str, Any]:
     return {"info": info, "data": {"params": _kv(model.params), "metrics": []}}
 
 
+_DEFAULT_MADE: set[tuple[str, str]] = set()
+
+
 def _experiment_id(store: SqlTrackingStore, experiment_id: str) -> str:
     """MLflow's clients use experiment ``0`` (Default) without creating it; so does loopml,
     which creates it on first use."""
-    if experiment_id == "0":
-        return store.get_default_experiment_id()
+    key = (store.db.uri, store.workspace)
+    if experiment_id == "0" and key not in _DEFAULT_MADE:
+        made = store.get_default_experiment_id()
+        if made == "0":
+            _DEFAULT_MADE.add(key)  # checked once per database and workspace
+        return made
     return experiment_id
 
 
@@ -276,15 +283,20 @@ async def create_run(request: Request) -> Response:
     f = await request_fields(request)
     store = _store(request)
     tags = f.key_values("tags")
-    run = await run_in_threadpool(
-        store.create_run,
-        await run_in_threadpool(_experiment_id, store, f.str("experiment_id") or "0"),
-        start_time=f.int("start_time"),
-        tags=tags,
-        run_name=f.str("run_name") or tags.get("mlflow.runName"),
-        parent_run_id=tags.get("mlflow.parentRunId"),
-        user_id=f.str("user_id"),
-    )
+    eid, start_time = f.str("experiment_id") or "0", f.int("start_time")
+    run_name, user_id = f.str("run_name") or tags.get("mlflow.runName"), f.str("user_id")
+
+    def work() -> Run:  # one trip to the worker thread per request
+        return store.create_run(
+            _experiment_id(store, eid),
+            start_time=start_time,
+            tags=tags,
+            run_name=run_name,
+            parent_run_id=tags.get("mlflow.parentRunId"),
+            user_id=user_id,
+        )
+
+    run = await run_in_threadpool(work)
     return json_response({"run": _run(run, [], _uris(request))})
 
 
@@ -292,11 +304,9 @@ async def create_run(request: Request) -> Response:
 async def get_run(request: Request) -> Response:
     """One run with its latest metrics, params and tags."""
     f = await request_fields(request)
-    store = _store(request)
-    run = await run_in_threadpool(store.get_run, _run_id(f))
-    return json_response(
-        {"run": (await run_in_threadpool(_runs, store, [run], _uris(request)))[0]}
-    )
+    store, run_id, uris = _store(request), _run_id(f), _uris(request)
+    found = await run_in_threadpool(lambda: _runs(store, [store.get_run(run_id)], uris))
+    return json_response({"run": found[0]})
 
 
 @router.post("/runs/update")
@@ -403,22 +413,29 @@ async def log_model_references(request: Request) -> Response:
 async def search_runs(request: Request) -> Response:
     """Runs matching MLflow's filter grammar, one page at a time."""
     f = await request_fields(request)
-    store = _store(request)
-    page = await run_in_threadpool(
-        store.search_runs,
-        [_experiment_id(store, e) for e in f.str_list("experiment_ids")],
-        filter_string=f.str("filter"),
-        view_type=f.raw("run_view_type") or "ACTIVE_ONLY",
-        max_results=f.int("max_results", default=1000),
-        order_by=f.str_list("order_by"),
-        page_token=f.str("page_token"),
+    store, uris = _store(request), _uris(request)
+    ids, filter_string = f.str_list("experiment_ids"), f.str("filter")
+    view_type, max_results = (
+        f.raw("run_view_type") or "ACTIVE_ONLY",
+        f.int("max_results", default=1000),
     )
-    body: dict[str, Any] = {
-        "runs": await run_in_threadpool(_runs, store, list(page), _uris(request))
-    }
-    if page.token:
-        body["next_page_token"] = page.token
-    return json_response(body)
+    order_by, page_token = f.str_list("order_by"), f.str("page_token")
+
+    def work() -> dict[str, Any]:  # one trip to the worker thread per request
+        page = store.search_runs(
+            [_experiment_id(store, e) for e in ids],
+            filter_string=filter_string,
+            view_type=view_type,
+            max_results=max_results,
+            order_by=order_by,
+            page_token=page_token,
+        )
+        body: dict[str, Any] = {"runs": _runs(store, list(page), uris)}
+        if page.token:
+            body["next_page_token"] = page.token
+        return body
+
+    return json_response(await run_in_threadpool(work))
 
 
 @router.get("/metrics/get-history")
