@@ -166,3 +166,51 @@ def test_default_experiment_and_resuming_a_run(url: str) -> None:
     with pytest.raises(MlflowException) as exc:
         MlflowClient().log_param(run.info.run_id, "too_late", "x")
     assert _code(exc) == "INVALID_STATE"
+
+
+def test_bare_attribute_names_and_folders(url: str, tmp_path: Path) -> None:
+    client = MlflowClient()
+    eid = client.create_experiment("attrs")
+    first = client.create_run(eid, run_name="first")
+    client.set_terminated(first.info.run_id)
+    second = client.create_run(eid, run_name="second")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("a")
+    client.log_artifacts(second.info.run_id, str(tmp_path / "sub"), "sub")
+    done = client.search_runs([eid], filter_string="status = 'FINISHED'")
+    assert [r.info.run_name for r in done] == ["first"]
+    ordered = client.search_runs([eid], order_by=["start_time DESC"])
+    assert [r.info.run_name for r in ordered] == ["second", "first"]
+    named = client.search_runs([eid], filter_string="run_name = 'second'")
+    assert [r.info.run_id for r in named] == [second.info.run_id]
+    assert [f.path for f in client.list_artifacts(second.info.run_id, "sub")] == ["sub/a.txt"]
+
+
+def test_malformed_requests_are_4xx(url: str) -> None:
+    import httpx
+
+    api = f"{url}/api/2.0/mlflow"
+    run = MlflowClient().create_run(MlflowClient().create_experiment("bad"))
+    rid = run.info.run_id
+    cases = [
+        httpx.get(f"{api}/registered-models/search", params={"max_results": "--5"}),
+        httpx.post(f"{api}/runs/create", json={"experiment_id": "0", "start_time": "1" * 5000}),
+        httpx.post(f"{api}/runs/log-batch", json={"run_id": rid, "metrics": 5}),
+        httpx.post(
+            f"{api}/runs/log-batch",
+            json={"run_id": rid, "params": [{"key": "k"}] * 2 + [{"key": "k", "value": "x"}]},
+        ),
+        httpx.post(
+            f"{api}/experiments/create",
+            json={"name": "x", "artifact_location": "mlflow-artifacts:/1/x"},
+        ),
+        httpx.post(f"{api}/runs/log-batch", content=b"{not json"),
+    ]
+    for resp in cases:
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    resp = httpx.post(
+        f"{api}/runs/log-batch", json={"run_id": rid, "params": [{"key": "k", "value": None}]}
+    )
+    assert resp.status_code == 200
+    assert MlflowClient().get_run(rid).data.params == {"k": ""}

@@ -108,3 +108,35 @@ def test_loopml_models_load_through_the_client(url: str) -> None:
         from_run = mlflow.pyfunc.load_model(info.model_uri)
     np.testing.assert_array_equal(served.predict(x), model.predict(x))
     np.testing.assert_array_equal(from_run.predict(x), model.predict(x))
+
+
+def test_runs_uris_of_client_logged_models(url: str) -> None:
+    """runs:/<run>/<name> resolves through the logged models of the run (logged-models/search
+    with a filter), for loading and for register_model."""
+    x, y = _data()
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(model, name="model", skops_trusted_types=TRUSTED)
+    uri = f"runs:/{run.info.run_id}/model"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_array_equal(mlflow.pyfunc.load_model(uri).predict(x), model.predict(x))
+        version = mlflow.register_model(uri, "from-run")
+    assert version.version == "1"
+    assert loopml.Client().get_model_version("from-run", 1).source.startswith("models:/m-")
+
+
+def test_proxy_keeps_finished_files_fixed(url: str) -> None:
+    import httpx
+
+    x, y = _data()
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", skops_trusted_types=TRUSTED)
+    logged = MlflowClient().get_logged_model(info.model_id)
+    path = logged.artifact_location.removeprefix("mlflow-artifacts:/")
+    proxy = f"{url}/api/2.0/mlflow-artifacts/artifacts"
+    resp = httpx.put(f"{proxy}/{path}/requirements.txt", content=b"tampered")
+    assert resp.status_code == 409 and resp.json()["error_code"] == "INVALID_STATE"
+    resp = httpx.put(f"{proxy}/registry/default/1/1/model.pkl", content=b"x")
+    assert resp.status_code == 409

@@ -16,11 +16,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from loopml.errors import InvalidInput, NotFound
+from loopml.errors import InvalidInput, InvalidState, NotFound
 from loopml.server._mlflow_common import (
     ArtifactUris,
     Fields,
     json_response,
+    mlflow_search_text,
     request_fields,
 )
 from loopml.server._tracking_api import SyncChunks, prepend_chunk
@@ -267,11 +268,10 @@ async def update_experiment(request: Request) -> Response:
 async def set_experiment_tag(request: Request) -> Response:
     """Set a tag on an experiment."""
     f = await request_fields(request)
+    store, eid = _store(request), f.str("experiment_id", required=True)
+    key, value = f.str("key", required=True), f.str("value", default="")
     await run_in_threadpool(
-        _store(request).set_experiment_tag,
-        f.str("experiment_id", required=True),
-        f.str("key", required=True),
-        f.str("value", default=""),
+        lambda: store.set_experiment_tag(_experiment_id(store, eid), key, value)
     )
     return json_response({})
 
@@ -390,7 +390,10 @@ async def delete_tag(request: Request) -> Response:
 async def log_batch(request: Request) -> Response:
     """Log metrics, params and tags to one run in one transaction."""
     f = await request_fields(request)
-    metrics = [_metric_from(m, "metrics") for m in f.raw("metrics") or []]
+    raw_metrics = f.raw("metrics") or []
+    if not isinstance(raw_metrics, list):
+        raise InvalidInput("invalid value for parameter 'metrics': expected a list")
+    metrics = [_metric_from(m, "metrics") for m in raw_metrics]
     params = [Param(k, v) for k, v in f.key_values("params").items()]
     tags = [RunTag(k, v) for k, v in f.key_values("tags").items()]
     batch = RunBatch(_run_id(f), metrics, params, tags)
@@ -414,12 +417,13 @@ async def search_runs(request: Request) -> Response:
     """Runs matching MLflow's filter grammar, one page at a time."""
     f = await request_fields(request)
     store, uris = _store(request), _uris(request)
-    ids, filter_string = f.str_list("experiment_ids"), f.str("filter")
+    ids, filter_string = f.str_list("experiment_ids"), mlflow_search_text(f.str("filter"))
     view_type, max_results = (
         f.raw("run_view_type") or "ACTIVE_ONLY",
         f.int("max_results", default=1000),
     )
-    order_by, page_token = f.str_list("order_by"), f.str("page_token")
+    order_by = [mlflow_search_text(o) or "" for o in f.str_list("order_by")]
+    page_token = f.str("page_token")
 
     def work() -> dict[str, Any]:  # one trip to the worker thread per request
         page = store.search_runs(
@@ -485,9 +489,11 @@ def _models(request: Request) -> LoggedModelStore:
 async def create_logged_model(request: Request) -> Response:
     """Create a pending logged model; the client then uploads its files and finalizes it."""
     f = await request_fields(request)
+    store = _store(request)
+    eid = await run_in_threadpool(_experiment_id, store, f.str("experiment_id", required=True))
     model = await run_in_threadpool(
         _models(request).create,
-        f.str("experiment_id", required=True),
+        eid,
         name=f.str("name"),
         model_type=f.str("model_type"),
         source_run_id=f.str("source_run_id"),
@@ -499,15 +505,20 @@ async def create_logged_model(request: Request) -> Response:
 
 @router.post("/logged-models/search")
 async def search_logged_models(request: Request) -> Response:
-    """Logged models of experiments, newest first (filters and datasets are not supported)."""
+    """Logged models of experiments, newest first; ``filter`` takes ``=``/``!=`` clauses on
+    ``name``, ``model_id``, ``source_run_id``, ``status`` and ``model_type`` joined by AND
+    (what the client sends to resolve ``runs:/<run>/<name>``); datasets are not supported."""
     f = await request_fields(request)
-    if f.str("filter"):
-        raise InvalidInput("filter is not supported on logged-model search by loopml server")
+    store = _store(request)
+    ids, filter_string = f.str_list("experiment_ids"), f.str("filter")
+    max_results, token = f.int("max_results", default=100), f.str("page_token")
+    models = _models(request)
     page = await run_in_threadpool(
-        lambda: _models(request).search(
-            f.str_list("experiment_ids"),
-            max_results=f.int("max_results", default=100),
-            page_token=f.str("page_token"),
+        lambda: models.search(
+            [_experiment_id(store, e) for e in ids],
+            filter_string=filter_string,
+            max_results=max_results,
+            page_token=token,
         )
     )
     body: dict[str, Any] = {"models": [_logged_model(m, _uris(request)) for m in page]}
@@ -584,10 +595,25 @@ async def proxy_list(request: Request, path: str | None = None) -> Response:
     return json_response({"files": files})
 
 
+def _check_writable(request: Request, path: str) -> None:
+    """The proxy writes only where the client may: not into the registry's own files, and into
+    a logged model's folder only while that model is pending (finalized files are fixed)."""
+    parts = path.split("/")
+    if parts[0] == "registry":
+        raise InvalidState("the registry's files are written through the registry, not the proxy")
+    if len(parts) >= 3 and parts[1] == "models" and parts[2].startswith("m-"):
+        model = _models(request).get(parts[2])
+        if model.status != "LOGGED_MODEL_PENDING":
+            raise InvalidState(
+                f"logged model {model.model_id} is {model.status}; its files can no longer change"
+            )
+
+
 @artifacts_router.put(_PROXY + "/{path:path}")
 async def proxy_upload(path: str, request: Request) -> Response:
     """Store the request body (streamed) at ``path`` under the artifact root."""
     clean = validate_artifact_path(path, allow_empty=False)
+    await run_in_threadpool(_check_writable, request, clean)
     chunks = SyncChunks(request.stream())
     await run_in_threadpool(_proxy_store(request).put_stream, chunks, clean)
     return json_response({})
@@ -609,6 +635,7 @@ async def proxy_download(path: str, request: Request) -> StreamingResponse:
 async def proxy_delete(path: str, request: Request) -> Response:
     """Delete a file or folder under the artifact root."""
     clean = validate_artifact_path(path, allow_empty=False)
+    await run_in_threadpool(_check_writable, request, clean)
     await run_in_threadpool(_proxy_store(request).delete, clean)
     return json_response({})
 

@@ -9,6 +9,8 @@ mistyped known field is an ``INVALID_PARAMETER_VALUE`` naming it.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,10 +31,13 @@ __all__ = [
     "ArtifactUris",
     "Fields",
     "include_twice",
+    "mlflow_search_text",
     "json_response",
     "mlflow_error",
     "request_fields",
 ]
+
+_INT = re.compile(r"-?[0-9]{1,19}")
 
 # The client uses /api/2.0/mlflow; MLflow's web UI uses the /ajax-api alias.
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -97,6 +102,31 @@ async def request_fields(request: Request) -> Fields:
     return Fields(data, from_query=False)
 
 
+# MLflow reads these bare names in run filters and order_by as run attributes.
+_BARE_ATTRIBUTES = re.compile(
+    r"(?<![\w.`])(run_id|run_name|status|start_time|end_time|artifact_uri|user_id|"
+    r"lifecycle_stage|experiment_id|created|Created)(?![\w.`])"
+)
+_QUOTED = re.compile(r"('(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`[^`]*`)")
+
+
+def mlflow_search_text(text: str | None) -> str | None:
+    """A run filter or order-by item with MLflow's bare attribute names (``status``,
+    ``start_time`` ...) written as ``attributes.<name>``, which loopml's grammar requires;
+    quoted text is left alone."""
+    if not text:
+        return text
+    parts = _QUOTED.split(text)
+    for i in range(0, len(parts), 2):  # even parts are outside quotes
+        parts[i] = _BARE_ATTRIBUTES.sub(
+            lambda m: (
+                "attributes." + ("start_time" if m.group(1).lower() == "created" else m.group(1))
+            ),
+            parts[i],
+        )
+    return "".join(parts)
+
+
 class Fields:
     """Typed access to a request's fields, with errors naming the field."""
 
@@ -136,11 +166,7 @@ class Fields:
             )
         if isinstance(value, int):
             return value
-        if (
-            isinstance(value, str)
-            and value.strip().lstrip("-").isascii()
-            and value.strip().lstrip("-").isdigit()
-        ):
+        if isinstance(value, str) and _INT.fullmatch(value.strip()):
             return int(value)
         raise InvalidInput(
             f"invalid value {value!r:.80} for parameter '{name}': expected an integer"
@@ -203,8 +229,17 @@ class Fields:
         for item in value:
             if not isinstance(item, dict) or not isinstance(item.get("key"), str):
                 raise InvalidInput(f"invalid entry in '{name}': each needs a string 'key'")
-            v = item.get("value", "")
-            out[item["key"]] = v if isinstance(v, str) else str(v)
+            v = item.get("value")
+            if v is None:
+                v = ""
+            elif isinstance(v, bool) or not isinstance(v, str | int | float):
+                raise InvalidInput(
+                    f"invalid value for '{item['key']}' in '{name}': expected a string"
+                )
+            key = item["key"]
+            if key in out and out[key] != str(v):
+                raise InvalidInput(f"'{name}' holds '{key}' twice with different values")
+            out[key] = str(v)
         return out
 
 
@@ -228,9 +263,10 @@ class ArtifactUris:
     def from_client(self, uri: str) -> str:
         """The stored location for a URI the client sent."""
         if uri.startswith("mlflow-artifacts:"):
-            rest = uri[len("mlflow-artifacts:") :].lstrip("/")
-            if rest.startswith(("//",)):
-                rest = rest.split("/", 1)[-1]
+            rest = uri[len("mlflow-artifacts:") :]
+            if rest.startswith("//"):  # mlflow-artifacts://host:port/path: this server's path
+                rest = rest[2:].partition("/")[2]
+            rest = posixpath.normpath("/" + rest).lstrip("/")
             return f"{self.root}/{rest}" if rest else self.root
         return uri
 

@@ -9,6 +9,7 @@ the ``mlflow`` client's ``log_model`` works against ``loopml server``.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -78,6 +79,43 @@ def _strings(items: dict[str, Any] | None, what: str) -> dict[str, str]:
             raise InvalidInput(f"{what} key must be a string of 1 to 250 characters")
         out[key] = "" if value is None else str(value)
     return out
+
+
+_CLAUSE = re.compile(
+    r"\s*(?:attributes?\.)?(name|model_id|source_run_id|status|model_type)\s*(!=|==|=)\s*"
+    r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")\s*",
+    re.IGNORECASE,
+)
+_AND = re.compile(r"\s*AND\s+", re.IGNORECASE)
+_MAX_CLAUSES = 50
+
+
+def _filter(text: str | None) -> list[Any]:
+    """SQL conditions for a logged-model filter."""
+    if not text or not text.strip():
+        return []
+    out: list[Any] = []
+    pos = 0
+    while len(out) < _MAX_CLAUSES:
+        m = _CLAUSE.match(text, pos)
+        if m is None:
+            raise InvalidInput(
+                f"invalid logged-model filter at position {pos}: expected name, model_id, "
+                f"source_run_id, status or model_type, = or !=, and a quoted value; found "
+                f"{text[pos : pos + 30]!r}"
+            )
+        raw = m.group(3)
+        value = raw[1:-1].replace(raw[0] * 2, raw[0])
+        column = logged_models.c[m.group(1).lower()]
+        out.append(column != value if m.group(2) == "!=" else column == value)
+        pos = m.end()
+        if pos == len(text):
+            return out
+        sep = _AND.match(text, pos)
+        if sep is None:
+            raise InvalidInput(f"invalid logged-model filter at position {pos}: expected AND")
+        pos = sep.end()
+    raise InvalidInput(f"a logged-model filter takes at most {_MAX_CLAUSES} clauses")
 
 
 class LoggedModelStore:
@@ -199,18 +237,22 @@ class LoggedModelStore:
         self,
         experiment_ids: Sequence[str],
         *,
+        filter_string: str | None = None,
         max_results: int = 100,
         page_token: str | None = None,
     ) -> PagedList[LoggedModel]:
-        """Logged models of experiments, newest first."""
+        """Logged models of experiments, newest first; ``filter_string`` is ``=``/``!=``
+        clauses on ``name``, ``model_id``, ``source_run_id``, ``status``, ``model_type``
+        joined by AND."""
         limit = check_max_results(max_results)
         offset = decode_page_token(page_token)
         ids = [validate_experiment_id(e) for e in experiment_ids]
         lm = logged_models.c
+        conditions = _filter(filter_string)
         with self.db.read() as conn:
             rows = conn.execute(
                 select(logged_models)
-                .where(lm.workspace == self.workspace, lm.experiment_id.in_(ids))
+                .where(lm.workspace == self.workspace, lm.experiment_id.in_(ids), *conditions)
                 .order_by(lm.creation_time.desc(), lm.model_id)
                 .offset(offset)
                 .limit(limit + 1)

@@ -359,6 +359,13 @@ class SqlTrackingStore(TrackingStore):
                     f"artifact_location {location!r:.200} is outside this server's artifact root "
                     f"{self.artifact_root}; leave it unset, or choose a folder under the root"
                 )
+            first = chosen[len(root) + 1 :].split("/", 1)[0]
+            if first.isdigit() or first == "registry":
+                raise InvalidInput(
+                    f"artifact_location {location!r:.200} is inside the folder loopml keeps for "
+                    f"{'the registry' if first == 'registry' else 'experiment ' + first}; "
+                    "choose another folder under the root"
+                )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self.db.read() as conn:
