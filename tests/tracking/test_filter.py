@@ -801,3 +801,17 @@ def test_pages_concatenate_segments(monkeypatch: pytest.MonkeyPatch) -> None:
         verdict = _search_plan._Sort(None, 5)
         first_gives_up = [verdict, _ListSegment(["x"], count_first=False)]
         assert planner._concat(iter(first_gives_up), 0, 3) == verdict
+
+
+def test_pathological_filters_are_invalid_input_not_crashes() -> None:
+    from loopml.errors import InvalidInput
+    from loopml.tracking._filter import parse_filter
+
+    for text, words in [
+        ("(" * 5000 + "metrics.a > 1" + ")" * 5000, "nest deeper"),
+        (" AND ".join(["metrics.m > 1"] * 300), "at most 200"),
+        ("metrics.a > 1 OR " * 2000 + "metrics.a > 1", "at most"),
+    ]:
+        with pytest.raises(InvalidInput, match=words):
+            parse_filter(text)
+    assert parse_filter("((metrics.a > 1))") is not None

@@ -29,10 +29,10 @@ _STRING = r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""
 _CLAUSE = re.compile(
     rf"""\s*(?P<field>tags?\.(?:`[^`]+`|"[^"]+"|[\w./\-]+)|[A-Za-z_]+)
         \s*(?P<op>!=|>=|<=|==|=|>|<|\bNOT\s+IN\b|\bIN\b|\bNOT\s+ILIKE\b|\bNOT\s+LIKE\b|\bILIKE\b|\bLIKE\b)
-        \s*(?P<value>{_STRING}|-?\d+|\((?:\s*(?:{_STRING}|-?\d+)\s*,?)*\))\s*""",
+        \s*(?P<value>{_STRING}|-?\d{1, 18}|\((?:\s*(?:{_STRING}|-?\d{1, 18})\s*,?)*\))\s*""",
     re.IGNORECASE | re.VERBOSE,
 )
-_LIST_ITEM = re.compile(rf"\s*({_STRING}|-?\d+)\s*(,|$)")
+_LIST_ITEM = re.compile(rf"\s*({_STRING}|-?\d{1, 18})\s*(,|$)")
 _AND = re.compile(r"\s*AND\s+", re.IGNORECASE)
 _ORDER = re.compile(r"\s*([A-Za-z_]+)(?:\s+(ASC|DESC))?\s*", re.IGNORECASE)
 
@@ -104,6 +104,8 @@ def compile_filter(
         raise InvalidInput(f"filter_string must be a string, got {type(text).__name__}")
     if not text or not text.strip():
         return []
+    if len(text) > 20_000:
+        raise InvalidInput("a filter may hold at most 20000 characters")
     conditions: list[ColumnElement[bool]] = []
     pos = 0
     fields = ", ".join(f"`{f}`" for f in columns)
@@ -140,6 +142,8 @@ def compile_filter(
         pos = m.end()
         if pos == len(text):
             return conditions
+        if len(conditions) >= 200:
+            raise InvalidInput("a filter may hold at most 200 clauses")
         sep = _AND.match(text, pos)
         if sep is None:
             raise InvalidInput(

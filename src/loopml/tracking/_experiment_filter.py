@@ -24,7 +24,7 @@ _CLAUSE = re.compile(
     r"""\s*(?:(?:attributes?)\.)?
         (?P<field>name|creation_time|last_update_time|tags\.(?:`[^`]+`|"[^"]+"|[\w./\-]+))
         \s*(?P<op>!=|>=|<=|=|>|<|\bNOT\s+ILIKE\b|\bNOT\s+LIKE\b|\bILIKE\b|\bLIKE\b)
-        \s*(?P<value>'(?:[^']|'')*'|"(?:[^"]|"")*"|-?\d+)\s*""",
+        \s*(?P<value>'(?:[^']|'')*'|"(?:[^"]|"")*"|-?\d{1,18})\s*""",
     re.IGNORECASE | re.VERBOSE,
 )
 _AND = re.compile(r"\s*AND\s+", re.IGNORECASE)
@@ -103,6 +103,8 @@ def experiment_filter(text: str | None) -> list[ColumnElement[bool]]:
         pos = m.end()
         if pos == len(text):
             return conditions
+        if len(conditions) >= 200:
+            raise InvalidInput("an experiment filter may hold at most 200 clauses")
         sep = _AND.match(text, pos)
         if sep is None:
             raise InvalidInput(

@@ -263,6 +263,8 @@ class _Parser:
         if self.peek().kind != "(":
             return self.parse_comparison()
         opening = self.take()
+        if depth >= MAX_FILTER_DEPTH:
+            self.fail(opening.pos, f"parentheses nest deeper than {MAX_FILTER_DEPTH} levels")
         expr = self.parse_or(depth + 1)
         tok = self.take()
         if tok.kind != ")":
@@ -402,6 +404,19 @@ def _flatten(items: list[Expr], cls: type[And] | type[Or]) -> tuple[Expr, ...]:
     return tuple(out)
 
 
+MAX_FILTER_LENGTH = 20_000
+MAX_FILTER_DEPTH = 50
+MAX_FILTER_CLAUSES = 200  # beyond this, databases refuse the expression tree anyway
+
+
+def _count(expr: Expr | None) -> int:
+    if expr is None:
+        return 0
+    if isinstance(expr, Comparison):
+        return 1
+    return sum(_count(e) for e in expr.items)
+
+
 def parse_filter(text: str | None) -> Expr | None:
     """Parse a run-search filter string; None or blank means no filter.
 
@@ -414,8 +429,12 @@ def parse_filter(text: str | None) -> Expr | None:
     def fail(pos: int, detail: str) -> NoReturn:
         raise InvalidInput(f"invalid filter at position {pos}: {detail}")
 
+    if len(text) > MAX_FILTER_LENGTH:
+        raise InvalidInput(f"a filter may hold at most {MAX_FILTER_LENGTH} characters")
     parser = _Parser(text, fail)
     expr = parser.parse_or(0)
+    if _count(expr) > MAX_FILTER_CLAUSES:
+        raise InvalidInput(f"a filter may hold at most {MAX_FILTER_CLAUSES} comparisons")
     tok = parser.peek()
     if tok.kind != "end":  # only a stray ')' gets here; parse_and rejects everything else
         fail(tok.pos, f"unbalanced {tok.text!r}; expected AND, OR or end of filter")
