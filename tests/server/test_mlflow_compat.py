@@ -62,6 +62,7 @@ def test_seed_tracking_flow_lands_in_loopml(url: str, tmp_path: Path) -> None:
     assert got.data.tags["team"] == "growth"
     history = client.get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(i, 1 / (i + 1)) for i in range(5)]
+    assert {m.run_id for m in history} == {run_id}
     assert sorted(f.path for f in client.list_artifacts(run_id)) == [
         "features.json",
         "notes.txt",

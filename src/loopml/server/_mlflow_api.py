@@ -446,12 +446,12 @@ async def search_runs(request: Request) -> Response:
 async def get_metric_history(request: Request) -> Response:
     """Every point of one metric (one page: loopml sends the whole history)."""
     f = await request_fields(request)
-    key = f.str("metric_key", required=True)
+    key, run_id = f.str("metric_key", required=True), _run_id(f)
     values, timestamps, steps = await run_in_threadpool(
-        _store(request).get_metric_history_columns, _run_id(f), key
+        _store(request).get_metric_history_columns, run_id, key
     )
     metrics = [
-        {"key": key, "value": encode_float(v), "timestamp": t, "step": s}
+        {"key": key, "value": encode_float(v), "timestamp": t, "step": s, "run_id": run_id}
         for v, t, s in zip(values, timestamps, steps, strict=True)
     ]
     return json_response({"metrics": metrics})
