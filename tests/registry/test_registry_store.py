@@ -1083,3 +1083,15 @@ def test_a_pending_version_gets_no_alias_and_is_announced_when_ready(
     (created,) = registry.get_model_history(name, kinds=["version_created"])
     assert created.version == pending.version
     registry.set_registered_model_alias(name, "production", pending.version)
+
+
+def test_oversized_filters_are_invalid_input(stores: Stores) -> None:
+    _, registry = stores
+    name, _ = _model(stores, versions=2)
+    assert len(registry.search_model_versions(filter_string="version_number >= 2")) == 1
+    for text in (
+        "version_number > " + "9" * 5000,
+        " AND ".join([f"name = '{name}'"] * 300),
+    ):
+        with pytest.raises(InvalidInput):
+            registry.search_model_versions(filter_string=text)

@@ -29,10 +29,10 @@ _STRING = r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""
 _CLAUSE = re.compile(
     rf"""\s*(?P<field>tags?\.(?:`[^`]+`|"[^"]+"|[\w./\-]+)|[A-Za-z_]+)
         \s*(?P<op>!=|>=|<=|==|=|>|<|\bNOT\s+IN\b|\bIN\b|\bNOT\s+ILIKE\b|\bNOT\s+LIKE\b|\bILIKE\b|\bLIKE\b)
-        \s*(?P<value>{_STRING}|-?\d{1, 18}|\((?:\s*(?:{_STRING}|-?\d{1, 18})\s*,?)*\))\s*""",
+        \s*(?P<value>{_STRING}|-?\d{{1,18}}|\((?:\s*(?:{_STRING}|-?\d{{1,18}})\s*,?)*\))\s*""",
     re.IGNORECASE | re.VERBOSE,
 )
-_LIST_ITEM = re.compile(rf"\s*({_STRING}|-?\d{1, 18})\s*(,|$)")
+_LIST_ITEM = re.compile(rf"\s*({_STRING}|-?\d{{1,18}})\s*(,|$)")
 _AND = re.compile(r"\s*AND\s+", re.IGNORECASE)
 _ORDER = re.compile(r"\s*([A-Za-z_]+)(?:\s+(ASC|DESC))?\s*", re.IGNORECASE)
 
