@@ -27,6 +27,7 @@ LAYERS = {
     "registry": 2,
     "models": 2,
     "client": 3,
+    "serving": 3,
     "server": 4,
     "cli": 5,
 }

@@ -80,6 +80,34 @@ def demo(tracking_uri: str | None, experiment: str) -> None:
     run_demo(tracking_uri=tracking_uri, experiment=experiment, console=console)
 
 
+@cli.command()
+@click.argument("model_uri")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "onnx", "native"]),
+    default="auto",
+    show_default=True,
+    help="ONNX Runtime where the model has an ONNX copy (auto), or force one.",
+)
+@click.option("--trusted", is_flag=True, help="Allow a model folder from outside the store.")
+def serve(model_uri: str, host: str, port: int, runtime: str, trusted: bool) -> None:
+    """Serve a model (models:/name@alias, models:/name/3, runs:/..., a folder) over HTTP."""
+    from loopml.serving import ModelRuntime, create_serving_app
+
+    loaded = ModelRuntime.load(model_uri, runtime=runtime, trusted=trusted)
+    info = loaded.info
+    click.echo(
+        f"serving {model_uri} ({info['flavor']}, {info['runtime']} runtime, loaded in "
+        f"{info['load_seconds']:.2f} s) on http://{host}:{port}",
+        err=True,
+    )
+    import uvicorn
+
+    uvicorn.run(create_serving_app(loaded), host=host, port=port, log_level="warning")
+
+
 # -- experiments -------------------------------------------------------------------------------
 @cli.group(cls=_Group)
 def experiments() -> None:

@@ -1,0 +1,128 @@
+"""The inference server's first slice on real ports: a registered model served by alias over the
+native JSON protocol, its health and info routes, bad input answered with 400s naming the
+field, and ``loopml serve`` as a real process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import loopml
+from loopml.errors import InvalidInput
+from loopml.serving import ModelRuntime, create_serving_app
+
+
+def _register() -> tuple[LogisticRegression, pd.DataFrame]:
+    x = pd.DataFrame({"age": [20.0, 35.0, 50.0, 65.0], "income": [1.0, 3.0, 2.0, 5.0]})
+    model = LogisticRegression().fit(x, [0, 0, 1, 1])
+    with loopml.start_run():
+        info = loopml.log_model(
+            model, "model", registered_model_name="churn", input_example=x.iloc[:2]
+        )
+    loopml.Client().set_registered_model_alias(
+        "churn", "production", info.registered_model_version
+    )
+    return model, x
+
+
+def test_native_protocol(server_factory: Callable[..., Any]) -> None:
+    model, x = _register()
+    runtime = ModelRuntime.load("models:/churn@production")
+    url = server_factory(app=create_serving_app(runtime)).url
+    with httpx.Client(base_url=url) as http:
+        assert http.get("/health").json() == {"status": "ok"}
+        assert http.get("/ready").json()["ready"] is True
+        info = http.get("/model/info").json()
+        assert (info["name"], info["version"], info["flavor"]) == ("churn", "1", "sklearn")
+        assert info["runtime"] in ("onnx", "native")
+        assert [c["name"] for c in info["signature"]["inputs"]] == ["age", "income"]
+
+        one = http.post("/predict", json={"age": 60.0, "income": 4.0}).json()
+        assert one == {
+            "prediction": int(model.predict(pd.DataFrame([[60.0, 4.0]], columns=x.columns))[0])
+        }
+        records = x.to_dict(orient="records")
+        many = http.post("/predict", json=records).json()["predictions"]
+        assert many == model.predict(x).tolist()
+        batch = http.post("/predict/batch", json={"instances": records}).json()["predictions"]
+        assert batch == many
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"age": 60.0}, 400, "income"),
+        ({"age": 60.0, "income": 4.0, "colour": "red"}, 400, "colour"),
+        ({"age": "old", "income": 4.0}, 400, "age"),
+        ([], 400, "no instances"),
+        ("just a string", 400, "instance"),
+        ({"instances": 5}, 400, "instances"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field(
+    server_factory: Callable[..., Any], body: Any, status: int, words: str
+) -> None:
+    _register()
+    url = server_factory(app=create_serving_app(ModelRuntime.load("models:/churn@production"))).url
+    resp = httpx.post(f"{url}/predict", json=body)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error_code"] == InvalidInput.code
+    assert words in resp.json()["message"]
+    resp = httpx.post(f"{url}/predict", content=b"{not json")
+    assert resp.status_code == 400 and "JSON" in resp.json()["message"]
+
+
+def test_loopml_serve_process(tmp_path: Path) -> None:
+    """The command as an operator runs it: a real process, ready only once loaded."""
+    _register()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).with_name("loopml")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+    env = dict(os.environ)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*cmd, "serve", "models:/churn@production", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        resp = httpx.post(f"http://127.0.0.1:{port}/predict", json={"age": 20.0, "income": 1.0})
+        assert resp.json() == {"prediction": 0}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    bad = subprocess.run(
+        [*cmd, "serve", "models:/nope@production", "--port", str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    assert "registered model 'nope' does not exist" in bad.stderr
+    assert "Traceback" not in bad.stderr
