@@ -126,3 +126,41 @@ def test_loopml_serve_process(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "registered model 'nope' does not exist" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_tf_serving_v1_protocol(server_factory: Callable[..., Any]) -> None:
+    model, x = _register()
+    url = server_factory(app=create_serving_app(ModelRuntime.load("models:/churn@production"))).url
+    expected = model.predict(x).tolist()
+    with httpx.Client(base_url=url) as http:
+        status = http.get("/v1/models/churn").json()
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        rows = http.post("/v1/models/churn:predict", json={"instances": x.to_dict("records")})
+        assert rows.json() == {"predictions": expected}
+        lists = http.post(
+            "/v1/models/churn/versions/1:predict", json={"instances": x.values.tolist()}
+        )
+        assert lists.json() == {"predictions": expected}
+        columns = http.post("/v1/models/churn:predict", json={"inputs": x.to_dict("list")})
+        assert columns.json() == {"outputs": expected}
+
+        def error(resp: Any, status: int, words: str) -> None:
+            assert resp.status_code == status, resp.text
+            assert words in resp.json()["error"]
+
+        error(http.post("/v1/models/other:predict", json={"instances": [[1, 2]]}), 404, "other")
+        error(http.get("/v1/models/churn/versions/7"), 404, "version 1")
+        error(
+            http.post("/v1/models/churn:predict", json={"instances": [[1.0]]}), 400, "age, income"
+        )
+        error(http.post("/v1/models/churn:predict", json={"rows": []}), 400, "instances")
+        error(
+            http.post("/v1/models/churn:predict", json={"inputs": {"age": [1.0], "income": []}}),
+            400,
+            "one length",
+        )
+        error(
+            http.post("/v1/models/churn:predict", json={"instances": [{"age": 1.0}]}),
+            400,
+            "income",
+        )

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loopml.errors import InvalidInput, LoopmlError
 from loopml.serving._runtime import ModelRuntime
+from loopml.serving._tfserving import tf_serving_router
 
 __all__ = ["create_serving_app"]
 
@@ -65,6 +66,7 @@ def create_serving_app(runtime: ModelRuntime) -> FastAPI:
     app = FastAPI(title="loopml serving", description=f"Serving {runtime.model_uri}")
     app.router.redirect_slashes = False
     app.state.runtime = runtime
+    app.include_router(tf_serving_router(runtime))
 
     @app.get("/health")
     def health() -> dict[str, str]:
