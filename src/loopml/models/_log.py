@@ -90,35 +90,27 @@ def log_model(
     from loopml import tracking
 
     path = _artifact_name(name, artifact_path)
+
+    def log(run_id: str) -> ModelInfo:
+        return _log_to_run(
+            run_id,
+            model,
+            path,
+            registered_model_name,
+            input_example,
+            signature,
+            flavor,
+            pip_requirements,
+            artifacts,
+            onnx,
+            await_registration,
+        )
+
     run = tracking.active_run()
-    if run is None:
+    if run is None:  # as MLflow: a run is started for the model, and ended with it
         with tracking.start_run() as started:
-            return _log_to_run(
-                started.info.run_id,
-                model,
-                path,
-                registered_model_name,
-                input_example,
-                signature,
-                flavor,
-                pip_requirements,
-                artifacts,
-                onnx,
-                await_registration,
-            )
-    return _log_to_run(
-        run.info.run_id,
-        model,
-        path,
-        registered_model_name,
-        input_example,
-        signature,
-        flavor,
-        pip_requirements,
-        artifacts,
-        onnx,
-        await_registration,
-    )
+            return log(started.info.run_id)
+    return log(run.info.run_id)
 
 
 def _log_to_run(

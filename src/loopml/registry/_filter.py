@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, exists, func, select
 
 from loopml.errors import InvalidInput
-from loopml.store import CaseSensitiveLike
+from loopml.store import compare_column
 
 __all__ = ["compile_filter", "compile_order"]
 
@@ -72,24 +72,11 @@ def _compare(column: Any, op: str, value: Any, field: str, numeric: bool) -> Col
         return column.in_(value) if op == "IN" else column.not_in(value)
     if isinstance(value, tuple):
         raise InvalidInput(f"invalid filter: {field} {op} takes one value, not a list")
-    if op in ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"):
-        if numeric:
-            raise InvalidInput(f"invalid filter: {field} does not take {op}")
-        if op in ("LIKE", "NOT LIKE"):
-            return CaseSensitiveLike(column, value, negated=op == "NOT LIKE")
-        cond = column.ilike(value, escape="\\")
-        return ~cond if op == "NOT ILIKE" else cond
+    if numeric and op in ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"):
+        raise InvalidInput(f"invalid filter: {field} does not take {op}")
     if not numeric and op in (">", ">=", "<", "<="):
         raise InvalidInput(f"invalid filter: {field} does not take {op}")
-    return {
-        "=": column == value,
-        "==": column == value,
-        "!=": column != value,
-        ">": column > value,
-        ">=": column >= value,
-        "<": column < value,
-        "<=": column <= value,
-    }[op]
+    return compare_column(column, op, value)
 
 
 def compile_filter(

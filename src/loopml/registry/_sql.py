@@ -1274,28 +1274,26 @@ class SqlRegistryStore(RegistryStore):
         """Where a version's files are stored (what MLflow's ``get-download-uri`` answers)."""
         return self._version_location(name, version)[0]
 
-    def upload_version_artifact(
-        self, name: str, version: str | int, local_file: Path, artifact_path: str
-    ) -> None:
+    def _upload_target(self, name: str, version: str | int) -> ArtifactStore:
+        """The files of a version that still takes uploads (``registry:``, pending)."""
         files, row = self._version_files(name, version)
         if row.source != REGISTRY_SOURCE or row.status != ModelVersionStatus.PENDING_REGISTRATION:
             raise InvalidState(
                 f"model {name!r} version {row.version} takes no uploads: only a version "
                 f"registered with source {REGISTRY_SOURCE!r} and still pending does"
             )
-        files.put_file(local_file, artifact_path)
+        return files
+
+    def upload_version_artifact(
+        self, name: str, version: str | int, local_file: Path, artifact_path: str
+    ) -> None:
+        self._upload_target(name, version).put_file(local_file, artifact_path)
 
     def put_version_artifact_stream(
         self, name: str, version: str | int, chunks: Iterator[bytes], artifact_path: str
     ) -> None:
         """Store an uploaded file from a stream of chunks (the server's upload route)."""
-        files, row = self._version_files(name, version)
-        if row.source != REGISTRY_SOURCE or row.status != ModelVersionStatus.PENDING_REGISTRATION:
-            raise InvalidState(
-                f"model {name!r} version {row.version} takes no uploads: only a version "
-                f"registered with source {REGISTRY_SOURCE!r} and still pending does"
-            )
-        files.put_stream(chunks, artifact_path)
+        self._upload_target(name, version).put_stream(chunks, artifact_path)
 
     def list_version_artifacts(
         self, name: str, version: str | int, path: str | None = None

@@ -24,7 +24,7 @@ from loopml.server._mlflow_common import (
     mlflow_search_text,
     request_fields,
 )
-from loopml.server._tracking_api import SyncChunks, prepend_chunk
+from loopml.server._tracking_api import SyncChunks, prepend_chunk, scoped
 from loopml.store import ArtifactStore, validate_artifact_path
 from loopml.tracking import (
     Experiment,
@@ -42,13 +42,10 @@ from loopml.tracking import (
 
 router = APIRouter()
 artifacts_router = APIRouter()
-_WORKSPACE_HEADER = "x-loopml-workspace"
 
 
 def _store(request: Request) -> SqlTrackingStore:
-    base: SqlTrackingStore = request.app.state.tracking_store
-    workspace = request.headers.get(_WORKSPACE_HEADER) or base.workspace
-    return base if workspace == base.workspace else base.for_workspace(workspace)
+    return scoped(request.app.state.tracking_store, request)
 
 
 def _uris(request: Request) -> ArtifactUris:

@@ -10,18 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from loopml.registry import EVENTS, SqlRegistryStore, validate_model_name, validate_text
-from loopml.server._tracking_api import SyncChunks, prepend_chunk
+from loopml.server._tracking_api import SyncChunks, prepend_chunk, scoped
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
-
-_WORKSPACE_HEADER = "x-loopml-workspace"
 
 
 async def registry_for(request: Request) -> SqlRegistryStore:
     """The registry store scoped to the request's workspace."""
-    base: SqlRegistryStore = request.app.state.registry_store
-    workspace = request.headers.get(_WORKSPACE_HEADER) or base.workspace
-    return base if workspace == base.workspace else base.for_workspace(workspace)
+    return scoped(request.app.state.registry_store, request)
 
 
 Registry = Annotated[SqlRegistryStore, Depends(registry_for)]

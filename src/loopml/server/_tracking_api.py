@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -28,11 +28,18 @@ router = APIRouter(prefix="/api/v1")
 _WORKSPACE_HEADER = "x-loopml-workspace"
 
 
-async def store_for(request: Request) -> SqlTrackingStore:
-    """The tracking store scoped to the request's workspace."""
-    base: SqlTrackingStore = request.app.state.tracking_store
+S = TypeVar("S", bound=Any)
+
+
+def scoped(base: S, request: Request) -> S:
+    """A store (tracking, registry ...) scoped to the request's workspace header."""
     workspace = request.headers.get(_WORKSPACE_HEADER) or base.workspace
     return base if workspace == base.workspace else base.for_workspace(workspace)
+
+
+async def store_for(request: Request) -> SqlTrackingStore:
+    """The tracking store scoped to the request's workspace."""
+    return scoped(request.app.state.tracking_store, request)
 
 
 Store = Annotated[SqlTrackingStore, Depends(store_for)]

@@ -16,7 +16,7 @@ from loopml.store._db import (
     upgrade_database,
 )
 from loopml.store._gc import paused_gc
-from loopml.store._sql import CaseSensitiveLike
+from loopml.store._sql import CaseSensitiveLike, compare_column
 
 __all__ = [
     "ArtifactStore",
@@ -25,6 +25,7 @@ __all__ = [
     "FileInfo",
     "HEAD_REVISION",
     "close_databases",
+    "compare_column",
     "open_database",
     "paused_gc",
     "resolve_artifact_store",

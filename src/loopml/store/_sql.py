@@ -12,7 +12,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.sql.visitors import InternalTraversal
 
-__all__ = ["CaseSensitiveLike"]
+__all__ = ["CaseSensitiveLike", "compare_column"]
 
 
 class _LikePattern(TypeDecorator[str]):
@@ -85,3 +85,23 @@ def _like_to_glob(pattern: str) -> str:
 
 # GLOB's own wildcards, written as one-character classes so they match themselves.
 _GLOB_LITERALS = {"*": "[*]", "?": "[?]", "[": "[[]"}
+
+
+def compare_column(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    """``column <op> value`` for a search filter's operator: ``= == != > >= < <=``, and
+    ``[NOT] LIKE`` (case-sensitive on every dialect) or ``[NOT] ILIKE`` with ``\\`` escapes."""
+    op = " ".join(op.upper().split())
+    if op in ("LIKE", "NOT LIKE"):
+        return CaseSensitiveLike(column, value, negated=op == "NOT LIKE")
+    if op in ("ILIKE", "NOT ILIKE"):
+        cond = column.ilike(value, escape="\\")
+        return ~cond if op == "NOT ILIKE" else cond
+    return {  # type: ignore[no-any-return]
+        "=": column == value,
+        "==": column == value,
+        "!=": column != value,
+        ">": column > value,
+        ">=": column >= value,
+        "<": column < value,
+        "<=": column <= value,
+    }[op]

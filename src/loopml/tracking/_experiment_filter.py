@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, select
 
 from loopml.errors import InvalidInput
-from loopml.store import CaseSensitiveLike
+from loopml.store import compare_column
 from loopml.store.tables import experiment_tags, experiments
 
 __all__ = ["experiment_filter", "experiment_order"]
@@ -38,23 +38,6 @@ _ORDER = re.compile(
 def _string(value: str) -> str:
     quote = value[0]
     return value[1:-1].replace(quote * 2, quote)
-
-
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    op = " ".join(op.upper().split())
-    if op in ("LIKE", "NOT LIKE"):  # case-sensitive on every database, as for runs
-        return CaseSensitiveLike(column, value, negated=op == "NOT LIKE")
-    if op in ("ILIKE", "NOT ILIKE"):
-        cond = column.ilike(value, escape="\\")
-        return ~cond if op == "NOT ILIKE" else cond
-    return {
-        "=": column == value,
-        "!=": column != value,
-        ">": column > value,
-        ">=": column >= value,
-        "<": column < value,
-        "<=": column <= value,
-    }[op]
 
 
 def experiment_filter(text: str | None) -> list[ColumnElement[bool]]:
@@ -94,12 +77,12 @@ def experiment_filter(text: str | None) -> list[ColumnElement[bool]]:
                     select(tag.experiment_id).where(
                         tag.experiment_id == experiments.c.experiment_id,
                         tag.key == key,
-                        _compare(tag.value, op, value),
+                        compare_column(tag.value, op, value),
                     )
                 )
             )
         else:
-            conditions.append(_compare(experiments.c[field.lower()], op, value))
+            conditions.append(compare_column(experiments.c[field.lower()], op, value))
         pos = m.end()
         if pos == len(text):
             return conditions
