@@ -48,10 +48,15 @@ def test_native_protocol(server_factory: Callable[..., Any]) -> None:
         assert info["runtime"] in ("onnx", "native")
         assert [c["name"] for c in info["signature"]["inputs"]] == ["age", "income"]
 
-        one = http.post("/predict", json={"age": 60.0, "income": 4.0}).json()
-        assert one == {
-            "prediction": int(model.predict(pd.DataFrame([[60.0, 4.0]], columns=x.columns))[0])
-        }
+        resp = http.post("/predict", json={"age": 60.0, "income": 4.0})
+        one = resp.json()
+        assert one["prediction"] == int(
+            model.predict(pd.DataFrame([[60.0, 4.0]], columns=x.columns))[0]
+        )
+        assert (one["model_version"], one["variant"]) == ("1", "default")
+        assert resp.headers["x-loopml-model-version"] == "1"
+        assert resp.headers["x-loopml-variant"] == "default"
+        assert resp.headers["x-prediction-id"] == one["prediction_id"] != ""
         records = x.to_dict(orient="records")
         many = http.post("/predict", json=records).json()["predictions"]
         assert many == model.predict(x).tolist()
@@ -112,7 +117,7 @@ def test_loopml_serve_process(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.1)
         resp = httpx.post(f"http://127.0.0.1:{port}/predict", json={"age": 20.0, "income": 1.0})
-        assert resp.json() == {"prediction": 0}
+        assert resp.json()["prediction"] == 0
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -7,9 +7,19 @@ This first slice serves one model over the native JSON protocol (``/predict``,
 from __future__ import annotations
 
 from loopml.serving._app import create_serving_app
+from loopml.serving._batcher import BatchingConfig
 from loopml.serving._runtime import ModelRuntime
+from loopml.serving._service import InferenceService, Prediction, VariantSpec
 
-__all__ = ["ModelRuntime", "create_serving_app", "serve"]
+__all__ = [
+    "BatchingConfig",
+    "InferenceService",
+    "ModelRuntime",
+    "Prediction",
+    "VariantSpec",
+    "create_serving_app",
+    "serve",
+]
 
 
 def serve(

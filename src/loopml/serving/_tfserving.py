@@ -13,40 +13,38 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
-from loopml.errors import InvalidInput, LoopmlError, NotFound
-from loopml.serving._runtime import ModelRuntime
+from loopml.errors import InvalidInput, LoopmlError, NotFound, Overloaded
+from loopml.serving._http import json_response, read_body
+from loopml.serving._service import InferenceService
 
 __all__ = ["tf_serving_router"]
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+_json = json_response
 
 
-def _served_name(runtime: ModelRuntime) -> str:
-    return str(runtime.info.get("name") or "model")
-
-
-def _check(runtime: ModelRuntime, name: str, version: str | None) -> None:
-    served, served_version = _served_name(runtime), runtime.info.get("version")
-    if name != served:
+def _check(service: InferenceService, name: str, version: str | None) -> None:
+    if not service.serves(name):
         raise NotFound(
-            f"Servable not found for request: Latest({name}); this server serves {served}"
+            f"Servable not found for request: Latest({name}); this server serves {service.name}"
         )
-    if version is not None and version != str(served_version):
-        raise NotFound(
-            f"Servable not found for request: Specific({name}, {version}); "
-            f"this server serves version {served_version}"
-        )
+    if version is not None:
+        try:
+            service.table.by_version(version)
+        except NotFound as exc:
+            raise NotFound(
+                f"Servable not found for request: Specific({name}, {version}); "
+                f"this server serves {exc}"
+            ) from exc
 
 
-def _records(runtime: ModelRuntime, body: Any) -> tuple[list[dict[str, Any]], bool]:
+def _records(service: InferenceService, body: Any) -> tuple[list[dict[str, Any]], bool]:
     """Records from a TF Serving body, and whether it used the columnar format."""
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise InvalidInput("the body must hold exactly one of 'instances' or 'inputs'")
-    columns = [] if runtime.model.signature is None else list(runtime.model.signature.input_names)
+    signature = service.primary.runtime.model.signature
+    columns = [] if signature is None else list(signature.input_names)
     if "instances" in body:
         rows = body["instances"]
         if not isinstance(rows, list) or not rows:
@@ -79,22 +77,27 @@ def _row(row: Any, columns: list[str], i: int) -> dict[str, Any]:
     raise InvalidInput(f"instance {i} must be an object or a list of values")
 
 
-def tf_serving_router(runtime: ModelRuntime) -> APIRouter:
+def tf_serving_router(service: InferenceService) -> APIRouter:
     """TF Serving's REST routes for one served model."""
     router = APIRouter(tags=["tf-serving"])
 
     async def predict(request: Request, name: str, version: str | None) -> Response:
         try:
-            _check(runtime, name, version)
+            _check(service, name, version)
             try:
-                body = orjson.loads(await request.body())
+                body = orjson.loads(await read_body(request))
             except orjson.JSONDecodeError as exc:
                 raise InvalidInput(f"the request body is not valid JSON: {exc}") from exc
-            records, columnar = _records(runtime, body)
-            out = await run_in_threadpool(runtime.predict_records, records)
+            records, columnar = _records(service, body)
+            pred = await service.predict(
+                records, headers=request.headers, version=version, protocol="tfserving"
+            )
+        except Overloaded as exc:
+            return _json({"error": str(exc)}, 503, {"Retry-After": "1"})
         except LoopmlError as exc:
-            return _json({"error": str(exc)}, 404 if isinstance(exc, NotFound) else 400)
-        return _json({"outputs": out} if columnar else {"predictions": out})
+            return _json({"error": str(exc)}, exc.http_status)
+        out = pred.outputs
+        return _json({"outputs": out} if columnar else {"predictions": out}, headers=pred.headers)
 
     @router.post("/v1/models/{name}:predict")
     async def predict_latest(name: str, request: Request) -> Response:
@@ -108,15 +111,21 @@ def tf_serving_router(runtime: ModelRuntime) -> APIRouter:
 
     def status(name: str, version: str | None) -> Response:
         try:
-            _check(runtime, name, version)
+            _check(service, name, version)
         except NotFound as exc:
             return _json({"error": str(exc)}, 404)
-        state = {
-            "version": str(runtime.info.get("version") or "1"),
-            "state": "AVAILABLE",
-            "status": {"error_code": "OK", "error_message": ""},
-        }
-        return _json({"model_version_status": [state]})
+        versions = sorted({v.model_version for v in service.table.live})
+        if version is not None:
+            versions = [version]
+        states = [
+            {
+                "version": v,
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+            for v in versions
+        ]
+        return _json({"model_version_status": states})
 
     @router.get("/v1/models/{name}")
     def model_status(name: str) -> Response:

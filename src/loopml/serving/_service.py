@@ -1,0 +1,348 @@
+"""The inference service behind every protocol: route a request to a variant, batch, predict, log.
+
+A service holds a routing table of loaded variants (one for ``loopml serve MODEL_URI``, several for
+a deployment). Each request is assigned by a sticky hash of its unit id (a header or a request
+field named by the deployment), or at random by weight when it has none; shadow variants get a copy
+of the request in the background and never affect the answer. The table is replaced whole
+(``install``) when the deployment changes, so a request sees either the old or the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from loopml.abtest import BUCKETS, bucket
+from loopml.errors import InvalidInput, LoopmlError, NotFound, Overloaded
+from loopml.serving._batcher import Batcher, BatchingConfig
+from loopml.serving._metrics import ServingMetrics
+from loopml.serving._runtime import ModelRuntime
+
+__all__ = ["InferenceService", "Prediction", "RoutingTable", "Variant", "VariantSpec"]
+
+_log = logging.getLogger("loopml.serving")
+ROLES = ("primary", "canary", "shadow")
+
+
+class _PredictionSink(Protocol):
+    def append(self, **record: Any) -> str: ...
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One variant of a deployment: a model URI, its traffic weight and role."""
+
+    name: str
+    model_uri: str
+    weight: float = 100.0
+    role: str = "primary"
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 64:
+            raise InvalidInput("variant name must be 1 to 64 characters")
+        if self.role not in ROLES:
+            raise InvalidInput(f"variant role must be one of {', '.join(ROLES)}: {self.role!r}")
+        if not 0 <= self.weight <= 100:
+            raise InvalidInput(f"variant {self.name!r}: weight must be between 0 and 100")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "model_uri": self.model_uri,
+            "weight": self.weight,
+            "role": self.role,
+        }
+
+
+class Variant:
+    """A loaded variant: its spec, its runtime and its batcher."""
+
+    def __init__(
+        self,
+        spec: VariantSpec,
+        runtime: ModelRuntime,
+        config: BatchingConfig,
+        metrics: ServingMetrics,
+    ) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self.model_name = str(runtime.info.get("name") or spec.name)
+        self.model_version = str(runtime.info.get("version") or "1")
+        labels = (self.model_name, self.model_version, spec.name)
+        batch_hist = metrics.batch_size.labels(*labels)
+        self.batcher = Batcher(
+            runtime.predict_records,
+            config,
+            name=spec.name,
+            on_batch=batch_hist.observe,
+        )
+        self.labels = labels
+        self.input_names = (
+            frozenset() if runtime.model.signature is None
+            else frozenset(runtime.model.signature.input_names)
+        )  # fmt: skip
+        metrics.load_seconds.labels(*labels).set(runtime.load_seconds)
+        metrics.queue_depth.labels(*labels).set_function(lambda: self.batcher.depth)
+
+    def with_spec(self, spec: VariantSpec) -> Variant:
+        """The same loaded model under a new weight or role (no reload)."""
+        clone = object.__new__(Variant)
+        clone.__dict__.update(self.__dict__)
+        clone.spec = spec
+        return clone
+
+
+class RoutingTable:
+    """Variants and the bucket ranges that assign units to them."""
+
+    def __init__(self, variants: Sequence[Variant], salt: str) -> None:
+        self.variants = tuple(variants)
+        self.salt = salt
+        self.live = tuple(v for v in variants if v.spec.role != "shadow" and v.spec.weight > 0)
+        self.shadows = tuple(v for v in self.variants if v.spec.role == "shadow")
+        if not self.live:
+            raise InvalidInput("a deployment needs a primary or canary variant with weight > 0")
+        total = sum(v.spec.weight for v in self.live)
+        edges, acc = [], 0.0
+        for v in self.live:
+            acc += v.spec.weight
+            edges.append(round(acc / total * BUCKETS))
+        edges[-1] = BUCKETS
+        self._edges = edges
+
+    def pick(self, unit: str | None) -> Variant:
+        """The variant for ``unit`` (sticky), or a weighted random one without a unit."""
+        if len(self.live) == 1:
+            return self.live[0]
+        b = random.randrange(BUCKETS) if unit is None else bucket(self.salt, unit)
+        return self.live[bisect_right(self._edges, b)]
+
+    def by_version(self, version: str) -> Variant:
+        """The live variant serving model version ``version``."""
+        for v in self.live:
+            if v.model_version == version:
+                return v
+        served = ", ".join(sorted({v.model_version for v in self.live}))
+        raise NotFound(f"version {served}, not {version}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction and where it came from."""
+
+    outputs: list[Any]
+    variant: Variant
+    prediction_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers naming the variant, model version and prediction id."""
+        return {
+            "x-loopml-variant": self.variant.spec.name,
+            "x-loopml-model-version": self.variant.model_version,
+            "x-prediction-id": self.prediction_id,
+        }
+
+
+class InferenceService:
+    """Routes, batches, predicts and logs for one served model or deployment."""
+
+    def __init__(
+        self,
+        name: str,
+        table: RoutingTable,
+        *,
+        unit_key: str | None = None,
+        metrics: ServingMetrics | None = None,
+        prediction_log: _PredictionSink | None = None,
+    ) -> None:
+        self.name = name
+        self.table = table
+        self.unit_key = unit_key
+        self._unit_header = None if unit_key is None else unit_key.lower().replace("_", "-")
+        self.metrics = metrics or ServingMetrics()
+        self.prediction_log = prediction_log
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def for_runtime(
+        cls,
+        runtime: ModelRuntime,
+        *,
+        batching: BatchingConfig | None = None,
+        metrics: ServingMetrics | None = None,
+        prediction_log: _PredictionSink | None = None,
+    ) -> InferenceService:
+        """A service for one loaded model (what ``loopml serve MODEL_URI`` runs)."""
+        metrics = metrics or ServingMetrics()
+        name = str(runtime.info.get("name") or "model")
+        variant = Variant(
+            VariantSpec("default", runtime.model_uri),
+            runtime,
+            batching or BatchingConfig(),
+            metrics,
+        )
+        return cls(
+            name, RoutingTable([variant], name), metrics=metrics, prediction_log=prediction_log
+        )
+
+    # -- what the protocols ask ------------------------------------------------------------------
+    @property
+    def primary(self) -> Variant:
+        """The variant whose model describes the service (the first live one)."""
+        table = self.table
+        for v in table.live:
+            if v.spec.role == "primary":
+                return v
+        return table.live[0]
+
+    def serves(self, name: str) -> bool:
+        """Whether ``name`` (the deployment's or a served model's) names this service."""
+        return name == self.name or any(v.model_name == name for v in self.table.variants)
+
+    def unit_of(self, records: list[Any], headers: Mapping[str, str]) -> str | None:
+        """The unit id of a request: its header, else the first record's field."""
+        if self.unit_key is None:
+            return None
+        assert self._unit_header is not None
+        value = headers.get(self._unit_header) or headers.get(self.unit_key)
+        if value is None and records and isinstance(records[0], dict):
+            value = records[0].get(self.unit_key)
+        return None if value is None else str(value)
+
+    async def predict(
+        self,
+        records: list[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        version: str | None = None,
+        protocol: str = "native",
+    ) -> Prediction:
+        """Predict ``records`` with the variant the request is routed to.
+
+        Raises:
+            InvalidInput: the records do not fit the model (the message names the field).
+            NotFound: ``version`` is not served here.
+            Overloaded: the variant's queue is full.
+        """
+        started = time.perf_counter()
+        metrics = self.metrics
+        table = self.table
+        unit = self.unit_of(records, headers or {})
+        variant = table.by_version(version) if version is not None else table.pick(unit)
+        if self.unit_key is not None:
+            records = _without(records, self.unit_key, variant.input_names)
+        metrics.in_flight.inc()
+        status = 200
+        try:
+            outputs = await variant.batcher.submit(records)
+        except LoopmlError as exc:
+            status = exc.http_status
+            self._log(variant, records, None, started, unit, None, exc)
+            raise
+        except Exception as exc:
+            status = 500
+            self._log(variant, records, None, started, unit, None, exc)
+            raise
+        finally:
+            metrics.in_flight.dec()
+            metrics.requests.labels(*variant.labels, protocol, str(status)).inc()
+            metrics.latency.labels(*variant.labels, protocol).observe(
+                time.perf_counter() - started
+            )
+        prediction_id = uuid.uuid4().hex
+        self._log(variant, records, outputs, started, unit, prediction_id, None)
+        for shadow in table.shadows:
+            self._shadow(shadow, records, unit)
+        return Prediction(outputs, variant, prediction_id)
+
+    def _log(
+        self,
+        variant: Variant,
+        records: list[Any],
+        outputs: list[Any] | None,
+        started: float,
+        unit: str | None,
+        prediction_id: str | None,
+        error: BaseException | None,
+    ) -> None:
+        sink = self.prediction_log
+        if sink is None:
+            return
+        try:
+            sink.append(
+                deployment=self.name,
+                variant=variant.spec.name,
+                model_name=variant.model_name,
+                model_version=variant.model_version,
+                inputs=records,
+                outputs=outputs if outputs is not None else [None] * len(records),
+                latency_ms=(time.perf_counter() - started) * 1000,
+                unit_id=unit,
+                prediction_id=prediction_id,
+                status="ok" if error is None else "error",
+                error=None if error is None else f"{type(error).__name__}: {error}"[:500],
+            )
+        except Exception:  # the log must never fail a request
+            _log.exception("could not append to the prediction log")
+
+    def _shadow(self, variant: Variant, records: list[Any], unit: str | None) -> None:
+        async def run() -> None:
+            started = time.perf_counter()
+            try:
+                outputs = await variant.batcher.submit(records)
+            except Exception as exc:
+                self.metrics.shadow_errors.labels(*variant.labels).inc()
+                if not isinstance(exc, Overloaded):
+                    self._log(variant, records, None, started, unit, None, exc)
+                return
+            self._log(variant, records, outputs, started, unit, uuid.uuid4().hex, None)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- hot swap ------------------------------------------------------------------------------
+    def install(self, table: RoutingTable) -> list[Variant]:
+        """Switch to ``table`` at once; returns the variants no longer served (to drain)."""
+        old = self.table
+        self.table = table
+        self.metrics.swaps.inc()
+        kept = {id(v.batcher) for v in table.variants}
+        return [v for v in old.variants if id(v.batcher) not in kept]
+
+    def info(self) -> dict[str, Any]:
+        """What ``/model/info`` says: the primary model, plus every variant."""
+        primary = self.primary
+        info = dict(primary.runtime.info)
+        info["deployment"] = self.name
+        info["variants"] = [
+            {
+                **v.spec.to_dict(),
+                "model_name": v.model_name,
+                "model_version": v.model_version,
+                "runtime": v.runtime.info.get("runtime"),
+            }
+            for v in self.table.variants
+        ]
+        return info
+
+
+def _without(records: list[Any], key: str, inputs: frozenset[str]) -> list[Any]:
+    """Records without the unit field, unless the model takes it as an input."""
+    if key in inputs:
+        return records
+    out = []
+    for r in records:
+        if isinstance(r, dict) and key in r:
+            r = {k: v for k, v in r.items() if k != key}
+        out.append(r)
+    return out
