@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         default=None,
         description="Artifact root; a path or s3://bucket/prefix; default <home>/artifacts.",
     )
+    prediction_log_uri: str | None = Field(
+        default=None,
+        description="Prediction log root; a path or fsspec URL; default <home>/predictions.",
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
     workspace: str = Field(default="default", description="Workspace of new objects and queries.")
     experiment_name: str | None = Field(

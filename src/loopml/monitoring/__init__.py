@@ -1,0 +1,13 @@
+"""Monitoring: the prediction log the inference server appends to, and readers over it.
+
+``PredictionLog`` writes one row per predicted instance to Parquet files partitioned by
+deployment and date, from a background thread; ``read_predictions`` reads them back with
+partition pruning, ``expand_inputs`` turns the logged inputs into columns for drift analysis,
+and ``summarize`` gives per-variant error rates and latency percentiles for guardrails.
+"""
+
+from __future__ import annotations
+
+from loopml.monitoring._predlog import PredictionLog, expand_inputs, read_predictions, summarize
+
+__all__ = ["PredictionLog", "expand_inputs", "read_predictions", "summarize"]
