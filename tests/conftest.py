@@ -118,13 +118,13 @@ def pg_uri(pg_database_factory: Callable[..., str]) -> str:
 class ServerHandle:
     """A real loopml server on a loopback port, run by uvicorn in a thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, lifespan: str = "off") -> None:
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"
+            app, host="127.0.0.1", port=self.port, log_level="error", lifespan=lifespan
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -151,12 +151,17 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
     started: list[ServerHandle] = []
 
     def make(
-        database_uri: str | None = None, artifact_uri: str | None = None, *, app: Any = None
+        database_uri: str | None = None,
+        artifact_uri: str | None = None,
+        *,
+        app: Any = None,
+        lifespan: str = "off",
     ) -> ServerHandle:
         n = len(started)
         db = database_uri or f"sqlite:///{tmp_path / f'server{n}' / 'loopml.db'}"
         art = artifact_uri or str(tmp_path / f"server{n}" / "artifacts")
-        handle = ServerHandle(app or create_app(database_uri=db, artifact_uri=art)).start()
+        app = app or create_app(database_uri=db, artifact_uri=art)
+        handle = ServerHandle(app, lifespan=lifespan).start()
         started.append(handle)
         return handle
 

@@ -183,7 +183,8 @@ def test_layering() -> None:
         for mod in _imports(path):
             parts = mod.split(".")
             if parts[0] != "loopml" or len(parts) < 2:
-                if parts[0] == "sqlalchemy" and own not in ("store", "tracking", "registry", "serving"):
+                sql_users = ("store", "tracking", "registry", "serving")
+                if parts[0] == "sqlalchemy" and own not in sql_users:
                     problems.append(f"{path.name}: only store/ and the SQL stores use SQLAlchemy")
                 continue
             target = parts[1]

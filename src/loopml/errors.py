@@ -36,6 +36,7 @@ __all__ = [
     "MissingDependency",
     "NotFound",
     "Overloaded",
+    "PredictionFailed",
     "RunNotFound",
     "SchemaVersionError",
     "ServerUnreachable",
@@ -116,6 +117,13 @@ class Overloaded(LoopmlError):
 
     code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
+
+
+class PredictionFailed(LoopmlError):
+    """The model raised while predicting input that fits its signature (a server-side fault)."""
+
+    code = "PREDICTION_FAILED"
+    http_status = 500
 
 
 class StoreError(LoopmlError):

@@ -29,6 +29,7 @@ def test_models_surface_is_pinned() -> None:
         "load_model",
         "log_model",
         "manifest_digest",
+        "pin_model_uri",
         "register_model",
         "save_model",
     ]

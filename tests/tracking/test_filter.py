@@ -807,11 +807,11 @@ def test_pathological_filters_are_invalid_input_not_crashes() -> None:
     from loopml.errors import InvalidInput
     from loopml.tracking._filter import parse_filter
 
-    for text, words in [
+    for filter_text, words in [
         ("(" * 5000 + "metrics.a > 1" + ")" * 5000, "nest deeper"),
         (" AND ".join(["metrics.m > 1"] * 300), "at most 200"),
         ("metrics.a > 1 OR " * 2000 + "metrics.a > 1", "at most"),
     ]:
         with pytest.raises(InvalidInput, match=words):
-            parse_filter(text)
+            parse_filter(filter_text)
     assert parse_filter("((metrics.a > 1))") is not None

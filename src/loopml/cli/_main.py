@@ -81,9 +81,10 @@ def demo(tracking_uri: str | None, experiment: str) -> None:
 
 
 @cli.command()
-@click.argument("model_uri")
+@click.argument("target")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "onnx", "native"]),
@@ -92,20 +93,69 @@ def demo(tracking_uri: str | None, experiment: str) -> None:
     help="ONNX Runtime where the model has an ONNX copy (auto), or force one.",
 )
 @click.option("--trusted", is_flag=True, help="Allow a model folder from outside the store.")
-def serve(model_uri: str, host: str, port: int, runtime: str, trusted: bool) -> None:
-    """Serve a model (models:/name@alias, models:/name/3, runs:/..., a folder) over HTTP."""
-    from loopml.serving import ModelRuntime, create_serving_app
+@click.option("--max-batch-size", type=click.IntRange(1, 100_000), help="Rows per model call.")
+@click.option(
+    "--max-latency-ms",
+    type=click.FloatRange(0, 10_000),
+    help="Wait up to this long for a batch to fill (default 0: batch what is waiting).",
+)
+@click.option("--max-queue", type=click.IntRange(1, 1_000_000), help="Requests that may wait.")
+@click.option("--max-body-mb", default=16.0, show_default=True, type=click.FloatRange(0.001, 4096))
+@click.option("--no-prediction-log", is_flag=True, help="Do not log predictions.")
+@click.option("--prediction-log-uri", default=None, help="Where predictions are logged.")
+@click.option(
+    "--follow-interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds between checks of the deployment for changes.",
+)
+def serve(
+    target: str,
+    host: str,
+    port: int,
+    workers: int,
+    runtime: str,
+    trusted: bool,
+    max_batch_size: int | None,
+    max_latency_ms: float | None,
+    max_queue: int | None,
+    max_body_mb: float,
+    no_prediction_log: bool,
+    prediction_log_uri: str | None,
+    follow_interval: float,
+) -> None:
+    """Serve a model (models:/name@alias, models:/name/3, runs:/..., a folder) or a deployment
+    (by name) over HTTP: native JSON, TF Serving v1 and KServe v2 on one port."""
+    from loopml.serving import ServeOptions, build_app
+    from loopml.serving import serve as run
 
-    loaded = ModelRuntime.load(model_uri, runtime=runtime, trusted=trusted)
-    info = loaded.info
-    click.echo(
-        f"serving {model_uri} ({info['flavor']}, {info['runtime']} runtime, loaded in "
-        f"{info['load_seconds']:.2f} s) on http://{host}:{port}",
-        err=True,
+    options = ServeOptions(
+        target=target,
+        runtime=runtime,
+        trusted=trusted,
+        max_batch_size=max_batch_size,
+        max_latency_ms=max_latency_ms,
+        max_queue=max_queue,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        log_predictions=not no_prediction_log,
+        prediction_log_uri=prediction_log_uri,
+        follow_interval=follow_interval,
     )
-    import uvicorn
+    if workers == 1:
+        app = build_app(options)  # load and warm up before saying where we listen
+        info = app.state.service.info()
+        click.echo(
+            f"serving {target} ({info['flavor']}, {info['runtime']} runtime, loaded in "
+            f"{info['load_seconds']:.2f} s) on http://{host}:{port}",
+            err=True,
+        )
+        import uvicorn
 
-    uvicorn.run(create_serving_app(loaded), host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    click.echo(f"serving {target} with {workers} workers on http://{host}:{port}", err=True)
+    run(options, host=host, port=port, workers=workers)
 
 
 # -- experiments -------------------------------------------------------------------------------
@@ -306,3 +356,9 @@ def db_current(database_uri: str | None) -> None:
 def main() -> None:
     """Entry point of the ``loopml`` console script."""
     cli(prog_name="loopml")
+
+
+# -- batch prediction (its own module) --------------------------------------------------------
+from loopml.cli._predict_batch import predict_batch_command  # noqa: E402
+
+cli.add_command(predict_batch_command)

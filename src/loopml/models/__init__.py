@@ -12,7 +12,7 @@ get an MLflow ``MLmodel``, and ``load_model`` reads sklearn models MLflow saved 
 
 from __future__ import annotations
 
-from loopml.models._load import load_model
+from loopml.models._load import load_model, pin_model_uri
 from loopml.models._loaded import LoadedModel
 from loopml.models._log import ModelInfo, log_model, register_model
 from loopml.models._manifest import manifest_digest
@@ -32,6 +32,7 @@ __all__ = [
     "load_model",
     "log_model",
     "manifest_digest",
+    "pin_model_uri",
     "register_model",
     "save_model",
 ]

@@ -23,7 +23,15 @@ from loopml.models._mlmodel import NOT_LOOPML, is_mlflow_model, read_mlmodel, re
 from loopml.models._schema import Signature
 from loopml.models._uri import ModelRef, parse_model_uri
 
-__all__ = ["DIGEST_TAG", "FLAVOR_TAG", "Fetched", "fetch_model", "load_model", "resolve_version"]
+__all__ = [
+    "DIGEST_TAG",
+    "FLAVOR_TAG",
+    "Fetched",
+    "fetch_model",
+    "load_model",
+    "pin_model_uri",
+    "resolve_version",
+]
 
 _log = logging.getLogger("loopml.models")
 DIGEST_TAG = "loopml.model_digest."
@@ -44,6 +52,22 @@ def resolve_version(registry: Any, ref: ModelRef) -> Any:
         where = "no versions" if ref.ref == "latest" else f"no version in stage {ref.value}"
         raise NotFound(f"registered model {name!r} has {where}")
     return max(found, key=lambda v: int(v.version))
+
+
+def pin_model_uri(uri: str) -> str:
+    """``models:/name@alias`` (or a stage, or latest) as the version it names now,
+    ``models:/name/3``; any other URI as given.
+
+    Raises:
+        NotFound: the model, alias or stage does not exist.
+    """
+    ref = parse_model_uri(uri)
+    if ref.kind != "models" or ref.ref == "version":
+        return uri
+    from loopml.registry import get_registry
+
+    version = resolve_version(get_registry(), ref)
+    return f"models:/{ref.name}/{version.version}"
 
 
 @dataclass(frozen=True, slots=True)

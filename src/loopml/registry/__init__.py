@@ -21,7 +21,7 @@ from loopml.registry._entities import (
 from loopml.registry._resolve import get_registry
 from loopml.registry._rest import RestRegistryStore
 from loopml.registry._sql import SqlRegistryStore
-from loopml.registry._validation import validate_model_name, validate_text
+from loopml.registry._validation import validate_model_name, validate_text, validate_user
 from loopml.registry._webhooks import verify_signature
 
 __all__ = [
@@ -40,5 +40,6 @@ __all__ = [
     "get_registry",
     "validate_model_name",
     "validate_text",
+    "validate_user",
     "verify_signature",
 ]

@@ -45,11 +45,13 @@ def create_app(
     artifact_uri: str | None = None,
 ) -> FastAPI:
     """The loopml server app over the configured (or given) database and artifact root."""
+    from loopml.server._deploy_api import router as deployments_router
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
     from loopml.server._mlflow_registry_api import router as mlflow_registry_router
     from loopml.server._registry_api import router as registry_router
     from loopml.server._tracking_api import router as tracking_router
+    from loopml.serving import get_deployment_store
 
     settings = settings or get_settings()
     store = SqlTrackingStore(
@@ -79,6 +81,9 @@ def create_app(
     app.state.registry_store = registry
     app.include_router(tracking_router)
     app.include_router(registry_router)
+    # the tracking store's database: open_database gives the same one (opened once per process)
+    app.state.deployment_store = get_deployment_store(store.db.uri, workspace=settings.workspace)
+    app.include_router(deployments_router)
     app.state.mlflow_artifacts = ArtifactUris(store.artifact_root)
     include_twice(app, mlflow_tracking_router, tag="mlflow")
     include_twice(app, mlflow_registry_router, tag="mlflow registry")

@@ -145,7 +145,7 @@ def create_serving_app(
             return _error(503, exc.code, str(exc), headers)
         if exc.http_status >= 500:
             _log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return _error(exc.http_status, exc.code, str(exc))
+        return _error(exc.http_status, exc.code, str(exc), getattr(exc, "headers", None))
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> Response:

@@ -15,6 +15,7 @@ client's 400 and not its neighbours'.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,9 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from loopml.errors import InvalidInput, LoopmlError, Overloaded
+from loopml.errors import InvalidInput, LoopmlError, Overloaded, PredictionFailed
 
 __all__ = ["Batcher", "BatchingConfig"]
+
+_log = logging.getLogger("loopml.serving")
 
 
 @dataclass(frozen=True)
@@ -201,9 +204,12 @@ class Batcher:
         except LoopmlError as exc:
             return [exc] * len(batch)
         except Exception as exc:  # a model failure: every request in the batch gets it
-            return [exc] * len(batch)
+            _log.error("the model failed on a batch of %d rows: %r", len(records), exc)
+            failed = PredictionFailed(f"the model failed: {type(exc).__name__}: {exc}")
+            return [failed] * len(batch)
         if len(outputs) != len(records):
-            err = RuntimeError(f"the model gave {len(outputs)} outputs for {len(records)} rows")
+            n, m = len(outputs), len(records)
+            err = PredictionFailed(f"the model gave {n} outputs for {m} rows")
             return [err] * len(batch)
         results: list[Any] = []
         start = 0
@@ -216,5 +222,7 @@ class Batcher:
     def _one(self, records: list[Any]) -> Any:
         try:
             return self._predict(records)
-        except Exception as exc:
+        except LoopmlError as exc:
             return exc
+        except Exception as exc:
+            return PredictionFailed(f"the model failed: {type(exc).__name__}: {exc}")

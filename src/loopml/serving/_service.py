@@ -247,6 +247,10 @@ class InferenceService:
         except LoopmlError as exc:
             status = exc.http_status
             self._log(variant, records, None, started, unit, None, exc)
+            exc.headers = {  # type: ignore[attr-defined]
+                "x-loopml-variant": variant.spec.name,
+                "x-loopml-model-version": variant.model_version,
+            }
             raise
         except Exception as exc:
             status = 500

@@ -95,7 +95,7 @@ def tf_serving_router(service: InferenceService) -> APIRouter:
         except Overloaded as exc:
             return _json({"error": str(exc)}, 503, {"Retry-After": "1"})
         except LoopmlError as exc:
-            return _json({"error": str(exc)}, exc.http_status)
+            return _json({"error": str(exc)}, exc.http_status, getattr(exc, "headers", None))
         out = pred.outputs
         return _json({"outputs": out} if columnar else {"predictions": out}, headers=pred.headers)
 

@@ -332,6 +332,43 @@ class LoggedModel(Base):
     __table_args__ = (Index("ix_logged_models_experiment", "experiment_id", "creation_time"),)
 
 
+class Deployment(Base):
+    """A deployment: variants (model URI, weight, role) served under one name, the request field
+    that assigns units, batching settings, and the state of a gradual rollout (JSON columns)."""
+
+    __tablename__ = "deployments"
+    deployment_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    unit_key: Mapped[str | None] = mapped_column(String(255))
+    variants: Mapped[str] = mapped_column(Text, nullable=False)
+    batching: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    rollout: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (UniqueConstraint("workspace", "name", name="uq_deployments_name"),)
+
+
+class DeploymentEvent(Base):
+    """The history of a deployment: every revision's variants, rollout steps and decisions."""
+
+    __tablename__ = "deployment_events"
+    seq: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("deployments.deployment_id", ondelete="CASCADE"), nullable=False
+    )
+    revision: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    user_id: Mapped[str] = mapped_column(String(256), nullable=False, server_default="")
+    detail: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    __table_args__ = (Index("ix_deployment_events_seq", "deployment_id", "seq"),)
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -349,3 +386,5 @@ model_events: Table = cast(Table, ModelEvent.__table__)
 webhooks: Table = cast(Table, Webhook.__table__)
 webhook_deliveries: Table = cast(Table, WebhookDelivery.__table__)
 logged_models: Table = cast(Table, LoggedModel.__table__)
+deployments: Table = cast(Table, Deployment.__table__)
+deployment_events: Table = cast(Table, DeploymentEvent.__table__)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from loopml.store._models import (
     Base,
+    deployment_events,
+    deployments,
     experiment_tags,
     experiments,
     latest_metrics,
@@ -25,6 +27,8 @@ from loopml.store._models import (
 
 __all__ = [
     "Base",
+    "deployment_events",
+    "deployments",
     "experiment_tags",
     "experiments",
     "latest_metrics",

@@ -1,0 +1,124 @@
+"""Building and running the inference server for a model URI or a deployment name.
+
+``serve`` runs uvicorn; with ``workers > 1`` each worker process builds its own app from the
+same options (passed in an environment variable) and they share nothing but the metadata store
+and the prediction log's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from loopml.errors import InvalidInput
+from loopml.serving._app import create_serving_app
+from loopml.serving._batcher import BatchingConfig
+from loopml.serving._http import MAX_BODY_BYTES
+
+__all__ = ["ServeOptions", "app_from_env", "build_app", "is_model_uri", "serve"]
+
+_ENV = "LOOPML_SERVE_OPTIONS"
+
+
+def is_model_uri(target: str) -> bool:
+    """Whether ``target`` is a model URI or folder (else it names a deployment)."""
+    return ":/" in target or target.startswith((".", "/", "~")) or Path(target).exists()
+
+
+@dataclass
+class ServeOptions:
+    """What ``loopml serve`` was asked to serve, and how."""
+
+    target: str
+    runtime: str = "auto"
+    trusted: bool = False
+    max_batch_size: int | None = None
+    max_latency_ms: float | None = None
+    max_queue: int | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    log_predictions: bool = True
+    prediction_log_uri: str | None = None
+    follow_interval: float = 2.0
+    drive_rollouts: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def batching_override(self) -> dict[str, Any]:
+        """The batching settings given on the command line (they override a deployment's)."""
+        given = {
+            "max_batch_size": self.max_batch_size,
+            "max_latency_ms": self.max_latency_ms,
+            "max_queue": self.max_queue,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+def build_app(options: ServeOptions) -> FastAPI:
+    """Load the target (warming every model) and return its app."""
+    from loopml.serving._runtime import ModelRuntime
+    from loopml.serving._service import InferenceService
+
+    log = None
+    if options.log_predictions:
+        from loopml.monitoring import PredictionLog
+
+        log = PredictionLog(options.prediction_log_uri)
+    if is_model_uri(options.target):
+        runtime = ModelRuntime.load(
+            options.target, runtime=options.runtime, trusted=options.trusted
+        )
+        service = InferenceService.for_runtime(
+            runtime,
+            batching=BatchingConfig(**options.batching_override()),
+            prediction_log=log,
+        )
+    else:
+        from loopml.serving._deployments import get_deployment_store
+        from loopml.serving._follow import build_service, prediction_log_stats
+
+        service = build_service(
+            get_deployment_store(),
+            options.target,
+            runtime=options.runtime,
+            trusted=options.trusted,
+            prediction_log=log,
+            interval=options.follow_interval,
+            stats=prediction_log_stats(options.prediction_log_uri)
+            if options.drive_rollouts and log is not None
+            else None,
+            batching=options.batching_override(),
+        )
+    return create_serving_app(service, max_body_bytes=options.max_body_bytes)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process, built from the options the parent put in the env."""
+    raw = os.environ.get(_ENV)
+    if not raw:
+        raise InvalidInput(f"{_ENV} is not set: start workers with loopml serve")
+    return build_app(ServeOptions(**json.loads(raw)))
+
+
+def serve(
+    options: ServeOptions, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1
+) -> None:
+    """Serve until interrupted; ``workers`` processes share the port."""
+    import uvicorn
+
+    kwargs: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "loop": "auto",
+        "http": "auto",
+        "access_log": False,
+    }
+    if workers <= 1:
+        uvicorn.run(build_app(options), **kwargs)
+        return
+    os.environ[_ENV] = json.dumps(asdict(options))
+    uvicorn.run("loopml.serving._entry:app_from_env", factory=True, workers=workers, **kwargs)
