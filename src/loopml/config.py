@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         default=50, ge=0, description="Longest a logged item waits before it is written."
     )
     http_timeout_seconds: float = Field(default=60.0, gt=0, description="REST client timeout.")
+    onnx_threads: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description="ONNX Runtime intra-op threads per model (0: one per core).",
+    )
     webhook_max_attempts: int = Field(
         default=5, ge=1, le=50, description="Attempts per webhook delivery before it fails."
     )

@@ -48,16 +48,19 @@ def _ort() -> Any:
 class OnnxRunner:
     """An ONNX Runtime session tuned for small batches, fed from frames, arrays or dicts.
 
-    One intra-op thread: on small inputs it has the lowest latency and, in a server running
-    several models or workers, it does not oversubscribe the cores.
+    One intra-op thread by default (``LOOPML_ONNX_THREADS``): on small inputs it has the lowest
+    latency and, in a server running several models or workers, it does not oversubscribe the
+    cores; large batch jobs may want more (0 lets ONNX Runtime use one per core).
     """
 
     def __init__(self, model: bytes | str) -> None:
         import pandas as pd
 
+        from loopml.config import get_settings
+
         ort = _ort()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = get_settings().onnx_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # no shape warnings on stderr for every call
