@@ -169,3 +169,54 @@ def test_tf_serving_v1_protocol(server_factory: Callable[..., Any]) -> None:
             400,
             "income",
         )
+
+
+def test_loopml_serve_with_workers(tmp_path: Path) -> None:
+    """``--workers 2``: two processes share the port, each with the model loaded and warm."""
+    _register()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).with_name("loopml")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*cmd, "serve", "models:/churn/1", "--port", str(port), "--workers", "2"],
+            env=dict(os.environ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        answered = 0
+        while answered < 20:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                with httpx.Client(base_url=url, timeout=5) as http:  # a new connection each time
+                    resp = http.post("/predict", json={"age": 20.0, "income": 1.0})
+                assert resp.status_code == 200, resp.text
+                assert resp.json()["prediction"] == 0
+                answered += 1
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert len(_children(proc.pid)) >= 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert "Traceback" not in log.read_text()
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
