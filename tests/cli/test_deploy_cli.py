@@ -189,6 +189,14 @@ def test_serve_a_deployment_as_a_process(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and "deployment 'nowhere' does not exist" in bad.stderr
     assert "Traceback" not in bad.stderr
+    workers = subprocess.run(  # checked before the workers start, not restarted forever
+        [*cmd, "serve", "nowhere", "--port", str(port), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert workers.returncode == 1 and "does not exist" in workers.stderr
+    assert "Traceback" not in workers.stderr
 
 
 def _get(url: str) -> int:

@@ -367,7 +367,7 @@ def test_summarize_counts_requests_and_latency_percentiles(
                 inputs=[{"i": i}] * rows,
                 outputs=None,
                 latency_ms=float(ms),
-                status="error" if i in failed[variant] else "ok",
+                status="error" if i in failed[variant] else "rejected" if i % 7 == 1 else "ok",
                 time=LATE + i,
             )
     append(log, deployment="other", variant="a", latency_ms=1e6, status="error", time=LATE)

@@ -113,7 +113,7 @@ def test_bad_batching_config(kwargs: dict[str, Any]) -> None:
 class _Slow(loopml.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
     def predict(self, context: Any, model_input: pd.DataFrame) -> Any:
         time.sleep(0.05)
-        return model_input["x"] * 2
+        return model_input.iloc[:, 0] * 2
 
 
 def _serve(server_factory: Callable[..., Any], **batching: Any) -> str:
@@ -178,3 +178,46 @@ def test_body_over_limit_is_413(server_factory: Callable[..., Any]) -> None:
         resp = httpx.post(f"{url}{path}", json=body)
         assert resp.status_code == 413, (path, resp.text)
     assert httpx.post(f"{url}/predict", json={"a": 1.0, "b": 2.0}).status_code == 200
+
+
+@pytest.mark.parametrize("latency_ms", [0.0, 300.0])
+def test_drain_and_close_answer_every_request(latency_ms: float) -> None:
+    """A batch being filled or run when its model is retired is answered, never left hanging."""
+    model = _SlowModel(0.2)
+    batcher = Batcher(model, BatchingConfig(max_latency_ms=latency_ms))
+
+    async def main() -> list[Any]:
+        pending = [asyncio.ensure_future(batcher.submit([{"x": i}])) for i in range(3)]
+        await asyncio.sleep(0.05)  # the batch is now filling (or running)
+        assert not batcher.idle
+        await batcher.drain(timeout=5)
+        return await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5)
+
+    assert asyncio.run(main()) == [[0], [2], [4]]
+
+    closing = Batcher(_SlowModel(0.2), BatchingConfig(max_latency_ms=latency_ms))
+
+    async def closed() -> list[Any]:
+        pending = [asyncio.ensure_future(closing.submit([{"x": i}])) for i in range(3)]
+        await asyncio.sleep(0.05)
+        closing.close()
+        return await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5)
+
+    assert all(isinstance(r, Overloaded) for r in asyncio.run(closed()))
+
+
+def test_a_request_missing_a_field_is_400_even_when_batched(
+    server_factory: Callable[..., Any],
+) -> None:
+    """Batched with complete requests, a request lacking a field is still refused (not NaN)."""
+    x = pd.DataFrame({"a": [1.0, 2.0], "b": [0.0, 1.0]})
+    with loopml.start_run():
+        loopml.log_model(_Slow(), "m", registered_model_name="two", input_example=x)
+    url = server_factory(app=create_serving_app(ModelRuntime.load("models:/two/1"))).url
+    bodies = [{"a": 1.0, "b": 2.0}] * 6 + [{"a": 1.0}] + [{"a": 1.0, "b": 2.0}] * 6
+    with ThreadPoolExecutor(13) as pool:
+        resps = list(pool.map(lambda b: httpx.post(f"{url}/predict", json=b, timeout=30), bodies))
+    assert [r.status_code for r in resps] == [200] * 6 + [400] + [200] * 6
+    assert "'b'" in resps[6].json()["message"]
+    mixed = httpx.post(f"{url}/predict", json=[{"a": 1.0, "b": 2.0}, {"a": 3.0}])
+    assert mixed.status_code == 400 and "instance 1 lacks 'b'" in mixed.json()["message"]

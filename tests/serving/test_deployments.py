@@ -237,3 +237,69 @@ def test_rollout_advances_then_a_failing_version_is_rolled_back(
     assert last.kind == "rollout_rolled_back" and last.detail["stats"]["errors"] >= 1
     assert statuses["canary:500"] > 0  # the broken canary really served (and failed)
     assert get_settings().workspace == "default"
+
+
+def test_unit_key_change_and_client_errors_do_not_roll_back(served: Callable[..., Any]) -> None:
+    """A new unit key applies at once; a canary's 400s are the clients' fault, not its own."""
+    _register(_Const(1))
+    _register(_Const(2))
+    store = get_deployment_store()
+    store.create_deployment("ab", [VariantSpec("main", "models:/m/1")], unit_key="user_id")
+    url, log = served("ab")
+    rails = Guardrails(max_error_rate=0.05, min_requests=5)
+    store.start_rollout(
+        "ab", "models:/m/2", steps=[50, 100], interval_seconds=3600, guardrails=rails
+    )
+    store.update_deployment("ab", unit_key="account")
+    with httpx.Client(base_url=url) as http:
+        _wait_for(
+            lambda: (
+                http.post("/predict", json={"x": 1.0}).headers.get("x-loopml-variant") == "canary"
+            )
+        )
+        variants = set()
+        for i in range(60):
+            resp = http.post("/predict", json={"x": 1.0}, headers={"account": f"a{i}"})
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["x-loopml-variant"] == assign(
+                "ab", f"a{i}", [("main", 50), ("canary", 50)]
+            )
+            variants.add(resp.headers["x-loopml-variant"])
+            bad = http.post("/predict", json={"x": "not a number"}, headers={"account": f"a{i}"})
+            assert bad.status_code == 400
+        assert variants == {"main", "canary"}
+    log.flush()
+    rows = read_predictions(log.uri, deployment="ab")
+    assert set(rows["status"]) == {"ok", "rejected"}
+    time.sleep(1.0)  # several follower ticks: none may roll back on the clients' 400s
+    assert store.get_deployment("ab").rollout.status == "running"
+
+
+def test_a_rollout_whose_model_cannot_load_is_rolled_back(served: Callable[..., Any]) -> None:
+    _register(_Const(1))
+    store = get_deployment_store()
+    store.create_deployment("gone", [VariantSpec("main", "models:/m/1")])
+    url, _ = served("gone")
+    store.start_rollout("gone", "models:/m/99", steps=[10, 100], interval_seconds=60)
+    _wait_for(lambda: store.get_deployment("gone").rollout.status != "running")
+    dep = store.get_deployment("gone")
+    assert dep.rollout.status == "rolled_back" and "could not be loaded" in dep.rollout.reason
+    assert httpx.post(f"{url}/predict", json={"x": 1.0}).json()["prediction"] == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rules": ("p99_ms < 1..2",)},
+        {"rules": ("p99_ms < nan",)},
+        {"rules": ("latency < 5",)},
+        {"max_p99_ms": float("nan")},
+        {"max_error_rate": 2.0},
+        {"min_requests": -1},
+    ],
+)
+def test_bad_guardrails(kwargs: dict[str, Any]) -> None:
+    from loopml.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        Guardrails(**kwargs)

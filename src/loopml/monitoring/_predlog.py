@@ -75,7 +75,7 @@ _COLUMNS: tuple[str, ...] = (
     "deployment",
     *_FILE_SCHEMA.names[4:],
 )
-_STATUSES = frozenset({"ok", "error"})
+_STATUSES = frozenset({"ok", "rejected", "error"})
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_BACKOFF_SECONDS = 30.0
@@ -218,7 +218,7 @@ class PredictionLog:
             InvalidState: the log is closed.
         """
         if status not in _STATUSES:
-            raise InvalidInput(f"status must be 'ok' or 'error', got {status!r}")
+            raise InvalidInput(f"status must be 'ok', 'rejected' or 'error', got {status!r}")
         if not isinstance(deployment, str) or not deployment:
             raise InvalidInput(f"deployment must be a non-empty string, got {deployment!r}")
         single = isinstance(inputs, dict)
@@ -702,9 +702,10 @@ def summarize(
 ) -> dict[str, dict[str, float | int]]:
     """Per variant: requests, errors, error rate and latency percentiles, for guardrails.
 
-    Counted per request (the rows of one request share its status and latency), over ok and
-    error requests alike; ``predictions`` counts rows. Percentiles interpolate linearly (NumPy's
-    default). Variants with no requests are absent.
+    Counted per request (the rows of one request share its status and latency), over ok,
+    rejected and error requests alike; only ``error`` (the server's fault) counts as an error.
+    ``predictions`` counts rows. Percentiles interpolate linearly (NumPy's default). Variants
+    with no requests are absent.
     """
     df = read_predictions(
         uri,

@@ -11,6 +11,7 @@ Native answers also name the variant, the model version and the prediction id (i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,7 +83,7 @@ def create_serving_app(
             yield
         finally:
             if follower is not None:
-                follower.stop()
+                await asyncio.to_thread(follower.stop)
             for v in service.table.variants:
                 v.batcher.close()
             if service.prediction_log is not None:

@@ -78,7 +78,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"loopml-predict-{name}")
-        self._busy = False
+        self._current: list[_Item] = []  # the batch being filled or run
         self._closing = False
 
     @property
@@ -89,7 +89,7 @@ class Batcher:
     @property
     def idle(self) -> bool:
         """Nothing is queued or running."""
-        return not self._queue and not self._busy
+        return not self._queue and not self._current
 
     async def submit(self, records: list[Any]) -> list[Any]:
         """Predict ``records`` in the next batch; one output per record.
@@ -131,10 +131,9 @@ class Batcher:
         self._closing = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        while self._queue:
-            item = self._queue.popleft()
-            if not item.future.done():
-                item.future.set_exception(Overloaded("the model was unloaded; retry"))
+        _fail([*self._current, *self._queue])
+        self._current = []
+        self._queue.clear()
         self._executor.shutdown(wait=False)
 
     async def _run(self) -> None:
@@ -144,16 +143,18 @@ class Batcher:
             await wakeup.wait()
             wakeup.clear()
             while self._queue:
-                batch = self._take()
+                batch = self._current = self._take()
                 if not batch:
                     continue
-                if self.config.max_latency_ms > 0:
-                    await self._fill(batch, wakeup)
-                self._busy = True
                 try:
+                    if self.config.max_latency_ms > 0:
+                        await self._fill(batch, wakeup)
                     results = await loop.run_in_executor(self._executor, self._call, batch)
+                except BaseException:  # cancelled (closed) or the thread pool is gone
+                    _fail(batch)
+                    raise
                 finally:
-                    self._busy = False
+                    self._current = []
                 for item, result in zip(batch, results, strict=True):
                     if item.future.done():  # the client went away
                         continue
@@ -226,3 +227,10 @@ class Batcher:
             return exc
         except Exception as exc:
             return PredictionFailed(f"the model failed: {type(exc).__name__}: {exc}")
+
+
+def _fail(items: list[_Item]) -> None:
+    """Answer every unanswered request with ``Overloaded`` (the client may retry)."""
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(Overloaded("the model was unloaded; retry"))

@@ -10,6 +10,7 @@ revision, so the history says what served when and why.
 from __future__ import annotations
 
 import abc
+import math
 import numbers
 import re
 from collections.abc import Mapping, Sequence
@@ -110,12 +111,17 @@ class Guardrails:
     def __post_init__(self) -> None:
         if not 0 <= self.max_error_rate <= 1:
             raise InvalidInput("max_error_rate must be between 0 and 1")
-        if self.max_p99_ms is not None and self.max_p99_ms <= 0:
-            raise InvalidInput("max_p99_ms must be positive")
+        if self.max_p99_ms is not None and not (0 < self.max_p99_ms < math.inf):
+            raise InvalidInput("max_p99_ms must be a positive number")
         if self.min_requests < 0:
             raise InvalidInput("min_requests must be 0 or more")
         for rule in self.rules:
-            if not _RULE.match(rule):
+            m = _RULE.match(rule) if isinstance(rule, str) else None
+            try:
+                bound = float(m.group(3)) if m else math.nan
+            except ValueError:
+                bound = math.nan
+            if not math.isfinite(bound):
                 raise InvalidInput(
                     f"guardrail rule {rule!r} is invalid: write '<stat> <op> <number>' with stat "
                     "requests, errors, error_rate, p50_ms or p99_ms and op <, <=, > or >="

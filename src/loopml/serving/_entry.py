@@ -20,7 +20,14 @@ from loopml.serving._app import create_serving_app
 from loopml.serving._batcher import BatchingConfig
 from loopml.serving._http import MAX_BODY_BYTES
 
-__all__ = ["ServeOptions", "app_from_env", "build_app", "is_model_uri", "serve"]
+__all__ = [
+    "ServeOptions",
+    "app_from_env",
+    "build_app",
+    "check_target",
+    "is_model_uri",
+    "serve",
+]
 
 _ENV = "LOOPML_SERVE_OPTIONS"
 
@@ -95,6 +102,19 @@ def build_app(options: ServeOptions) -> FastAPI:
     return create_serving_app(service, max_body_bytes=options.max_body_bytes)
 
 
+def check_target(target: str) -> None:
+    """Raise ``NotFound`` now if the model or deployment (and its models) cannot be found."""
+    from loopml.models import pin_model_uri
+
+    if is_model_uri(target):
+        pin_model_uri(target)
+        return
+    from loopml.serving._deployments import get_deployment_store
+
+    for variant in get_deployment_store().get_deployment(target).variants:
+        pin_model_uri(variant.model_uri)
+
+
 def app_from_env() -> FastAPI:
     """The app of one worker process, built from the options the parent put in the env."""
     raw = os.environ.get(_ENV)
@@ -120,5 +140,6 @@ def serve(
     if workers <= 1:
         uvicorn.run(build_app(options), **kwargs)
         return
+    check_target(options.target)  # fail here once, not in workers uvicorn would restart
     os.environ[_ENV] = json.dumps(asdict(options))
     uvicorn.run("loopml.serving._entry:app_from_env", factory=True, workers=workers, **kwargs)

@@ -34,6 +34,7 @@ __all__ = ["DeploymentFollower", "build_service", "prediction_log_stats", "tick_
 
 _log = logging.getLogger("loopml.serving")
 Stats = Callable[[str, float], Mapping[str, Mapping[str, float]]]
+LOAD_FAILURES_TO_ROLL_BACK = 3  # consecutive failed syncs during a rollout
 
 
 class _Loader:
@@ -59,13 +60,14 @@ class _Loader:
         self, dep: Deployment, pinned: Mapping[str, str], current: tuple[Variant, ...]
     ) -> list[Variant]:
         """The deployment's variants, reusing loaded ones whose pinned model and batching match."""
-        have = {(v.runtime.model_uri, v.batcher.config): v for v in current}
+        # a variant is reused whole (batcher and metric labels) only under its own name
+        have = {(v.spec.name, v.runtime.model_uri, v.batcher.config): v for v in current}
         runtimes = {v.runtime.model_uri: v.runtime for v in current}
         out = []
         config = self.config(dep)
         for spec in dep.variants:
             uri = pinned[spec.name]
-            reuse = have.get((uri, config))
+            reuse = have.get((spec.name, uri, config))
             if reuse is not None:
                 out.append(reuse.with_spec(spec))
                 continue
@@ -156,17 +158,43 @@ class DeploymentFollower:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.wait(self.interval):
             try:
                 self.sync()
-                if self.stats is not None:
-                    tick_rollout(self.store, self.service.name, self.stats, self._flush)
-                self.error = None
+                failures, self.error = 0, None
             except Exception as exc:  # keep serving what is loaded; say why once per change
-                message = f"{type(exc).__name__}: {exc}"
-                if message != self.error:
-                    _log.error("deployment %s: %s", self.service.name, message)
-                self.error = message
+                failures += 1
+                self._report(exc)
+            if self.stats is None:
+                continue
+            try:
+                if failures >= LOAD_FAILURES_TO_ROLL_BACK:
+                    failures = 0 if self._abandon_rollout() else failures
+                tick_rollout(self.store, self.service.name, self.stats, self._flush)
+            except Exception as exc:
+                self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self.error:
+            _log.error("deployment %s: %s", self.service.name, message)
+        self.error = message
+
+    def _abandon_rollout(self) -> bool:
+        """Roll back a running rollout whose models this server cannot load."""
+        dep = self.store.get_deployment(self.service.name)
+        if dep.rollout is None or dep.rollout.status != RUNNING:
+            return False
+        reason = f"the rollout's models could not be loaded: {self.error}"
+        _log.warning("deployment %s: rolling back: %s", dep.name, reason)
+        try:
+            self.store.decide_rollout(
+                dep.name, "rollback", expected_revision=dep.revision, reason=reason[:1000]
+            )
+        except InvalidState:  # another server took a decision first
+            pass
+        return True
 
     def _flush(self) -> None:
         flush = getattr(self.service.prediction_log, "flush", None)

@@ -705,13 +705,21 @@ def kserve_router(service: InferenceService) -> APIRouter:
             if request_id is not None and not isinstance(request_id, str):
                 raise InvalidInput("'id' must be a string")
             requested, default_binary = _requested(body)
-            plan = plan_of(variant)
+            inputs = _inputs(body, binary)
+            # the variant first: its signature names the tensors' columns
+            route = (variant, service.unit_of(None, request.headers))
+            if version is None:
+                route = service.choose(headers=request.headers)
+            records = _records(plan_of(route[0]), inputs)
+            if version is None and route[1] is None and service.unit_key is not None:
+                routed = service.choose(headers=request.headers, first=records[0])
+                if routed[0] is not route[0]:  # the unit was a tensor: read it again
+                    records = _records(plan_of(routed[0]), inputs)
+                route = routed
+            plan = plan_of(route[0])
             if requested is not None and plan.outputs:
                 _check_names(requested, plan.outputs)
-            records = _records(plan, _inputs(body, binary))
-            pred = await service.predict(
-                records, headers=request.headers, version=version, protocol="v2"
-            )
+            pred = await service.predict(records, protocol="v2", route=route)
             tensors = _output_tensors(pred.outputs, plan_of(pred.variant).outputs)
             if requested is None:
                 requested = [(n, default_binary) for n in tensors]

@@ -67,6 +67,16 @@ class ModelRuntime:
             raise InvalidInput("no instances to predict")
         if not all(isinstance(r, dict) for r in records):
             raise InvalidInput("each instance must be a JSON object of feature name → value")
+        keys = records[0].keys()
+        for i, r in enumerate(records):
+            if r.keys() != keys:  # a DataFrame would fill the gap with NaN and answer 200
+                missing, extra = sorted(keys - r.keys()), sorted(r.keys() - keys)
+                what = (
+                    f"lacks {', '.join(map(repr, missing))}"
+                    if missing
+                    else f"has {', '.join(map(repr, extra))} that instance 0 lacks"
+                )
+                raise InvalidInput(f"instance {i} {what}: every instance needs the same fields")
         frame = pd.DataFrame.from_records(records)
         try:
             return _jsonable(self.model.predict(frame))

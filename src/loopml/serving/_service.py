@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import uuid
+import weakref
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,10 @@ class Variant:
             else frozenset(runtime.model.signature.input_names)
         )  # fmt: skip
         metrics.load_seconds.labels(*labels).set(runtime.load_seconds)
-        metrics.queue_depth.labels(*labels).set_function(lambda: self.batcher.depth)
+        batcher = weakref.ref(self.batcher)  # the gauge must not keep a retired model alive
+        metrics.queue_depth.labels(*labels).set_function(
+            lambda: 0 if (b := batcher()) is None else b.depth
+        )
 
     def with_spec(self, spec: VariantSpec) -> Variant:
         """The same loaded model under a new weight or role (no reload)."""
@@ -166,8 +170,8 @@ class InferenceService:
     ) -> None:
         self.name = name
         self.table = table
+        self._unit: tuple[str, str] | None = None
         self.unit_key = unit_key
-        self._unit_header = None if unit_key is None else unit_key.lower().replace("_", "-")
         self.metrics = metrics or ServingMetrics()
         self.prediction_log = prediction_log
         self._background: set[asyncio.Task[Any]] = set()
@@ -204,19 +208,47 @@ class InferenceService:
                 return v
         return table.live[0]
 
-    def serves(self, name: str) -> bool:
-        """Whether ``name`` (the deployment's or a served model's) names this service."""
-        return name == self.name or any(v.model_name == name for v in self.table.variants)
+    @property
+    def unit_key(self) -> str | None:
+        """The request field or header whose value assigns a request to a variant."""
+        return None if self._unit is None else self._unit[0]
 
-    def unit_of(self, records: list[Any], headers: Mapping[str, str]) -> str | None:
-        """The unit id of a request: its header, else the first record's field."""
-        if self.unit_key is None:
+    @unit_key.setter
+    def unit_key(self, key: str | None) -> None:
+        # one assignment: a request sees the old key and header or the new ones
+        self._unit = None if key is None else (key, key.lower().replace("_", "-"))
+
+    def serves(self, name: str) -> bool:
+        """Whether ``name`` (the deployment's or a live variant's model) names this service."""
+        return name == self.name or any(v.model_name == name for v in self.table.live)
+
+    def unit_of(self, first: Any, headers: Mapping[str, str]) -> str | None:
+        """The unit id of a request: its header, else the field of its first instance."""
+        unit = self._unit
+        if unit is None:
             return None
-        assert self._unit_header is not None
-        value = headers.get(self._unit_header) or headers.get(self.unit_key)
-        if value is None and records and isinstance(records[0], dict):
-            value = records[0].get(self.unit_key)
+        key, header = unit
+        value = headers.get(header) or headers.get(key)
+        if value is None and isinstance(first, dict):
+            value = first.get(key)
         return None if value is None else str(value)
+
+    def choose(
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        version: str | None = None,
+        first: Any = None,
+    ) -> tuple[Variant, str | None]:
+        """The variant a request goes to, and its unit id (``first``: its first instance).
+
+        Raises:
+            NotFound: ``version`` is not served here.
+        """
+        unit = self.unit_of(first, headers or {})
+        table = self.table
+        variant = table.by_version(version) if version is not None else table.pick(unit)
+        return variant, unit
 
     async def predict(
         self,
@@ -225,8 +257,10 @@ class InferenceService:
         headers: Mapping[str, str] | None = None,
         version: str | None = None,
         protocol: str = "native",
+        route: tuple[Variant, str | None] | None = None,
     ) -> Prediction:
-        """Predict ``records`` with the variant the request is routed to.
+        """Predict ``records`` with the variant the request is routed to (or ``route``, from
+        ``choose``, when the protocol needed the variant to read the request).
 
         Raises:
             InvalidInput: the records do not fit the model (the message names the field).
@@ -236,17 +270,22 @@ class InferenceService:
         started = time.perf_counter()
         metrics = self.metrics
         table = self.table
-        unit = self.unit_of(records, headers or {})
-        variant = table.by_version(version) if version is not None else table.pick(unit)
-        if self.unit_key is not None:
-            records = _without(records, self.unit_key, variant.input_names)
+        if route is None:
+            route = self.choose(
+                headers=headers, version=version, first=records[0] if records else None
+            )
+        variant, unit = route
+        key = self.unit_key
+        if key is not None:
+            records = _without(records, key, variant.input_names)
         metrics.in_flight.inc()
         status = 200
         try:
             outputs = await variant.batcher.submit(records)
         except LoopmlError as exc:
             status = exc.http_status
-            self._log(variant, records, None, started, unit, None, exc)
+            if not isinstance(exc, Overloaded):  # a refusal is not a prediction
+                self._log(variant, records, None, started, unit, None, exc)
             exc.headers = {  # type: ignore[attr-defined]
                 "x-loopml-variant": variant.spec.name,
                 "x-loopml-model-version": variant.model_version,
@@ -292,7 +331,7 @@ class InferenceService:
                 latency_ms=(time.perf_counter() - started) * 1000,
                 unit_id=unit,
                 prediction_id=prediction_id,
-                status="ok" if error is None else "error",
+                status=_status(error),
                 error=None if error is None else f"{type(error).__name__}: {error}"[:500],
             )
         except Exception:  # the log must never fail a request
@@ -350,3 +389,12 @@ def _without(records: list[Any], key: str, inputs: frozenset[str]) -> list[Any]:
             r = {k: v for k, v in r.items() if k != key}
         out.append(r)
     return out
+
+
+def _status(error: BaseException | None) -> str:
+    """The prediction log's status: ok, rejected (the client's input: 4xx) or error (5xx)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, LoopmlError) and error.http_status < 500:
+        return "rejected"
+    return "error"

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 
 from loopml.errors import InvalidInput, LoopmlError, NotFound, Overloaded
 from loopml.serving._http import json_response, read_body
-from loopml.serving._service import InferenceService
+from loopml.serving._service import InferenceService, Variant
 
 __all__ = ["tf_serving_router"]
 
@@ -39,11 +39,24 @@ def _check(service: InferenceService, name: str, version: str | None) -> None:
             ) from exc
 
 
-def _records(service: InferenceService, body: Any) -> tuple[list[dict[str, Any]], bool]:
-    """Records from a TF Serving body, and whether it used the columnar format."""
+def _first(body: Any) -> Any:
+    """The body's first instance when it is an object (where a unit id field may be)."""
+    if not isinstance(body, dict):
+        return None
+    rows = body.get("instances", body.get("inputs"))
+    if isinstance(rows, list):
+        return rows[0] if rows else None
+    if isinstance(rows, dict):
+        return {k: v[0] for k, v in rows.items() if isinstance(v, list) and v}
+    return None
+
+
+def _records(variant: Variant, body: Any) -> tuple[list[dict[str, Any]], bool]:
+    """Records from a TF Serving body (lists of values named by ``variant``'s signature), and
+    whether it used the columnar format."""
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise InvalidInput("the body must hold exactly one of 'instances' or 'inputs'")
-    signature = service.primary.runtime.model.signature
+    signature = variant.runtime.model.signature
     columns = [] if signature is None else list(signature.input_names)
     if "instances" in body:
         rows = body["instances"]
@@ -88,10 +101,9 @@ def tf_serving_router(service: InferenceService) -> APIRouter:
                 body = orjson.loads(await read_body(request))
             except orjson.JSONDecodeError as exc:
                 raise InvalidInput(f"the request body is not valid JSON: {exc}") from exc
-            records, columnar = _records(service, body)
-            pred = await service.predict(
-                records, headers=request.headers, version=version, protocol="tfserving"
-            )
+            route = service.choose(headers=request.headers, version=version, first=_first(body))
+            records, columnar = _records(route[0], body)
+            pred = await service.predict(records, protocol="tfserving", route=route)
         except Overloaded as exc:
             return _json({"error": str(exc)}, 503, {"Retry-After": "1"})
         except LoopmlError as exc:
