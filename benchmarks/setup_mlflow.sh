@@ -21,4 +21,10 @@ else
     fi
 fi
 
+# `mlflow models serve` (serving.py) runs uvicorn + FastAPI and loads scikit-learn models saved
+# with skops: full mlflow brings all four, the skinny fallback does not.
+if ! "$VENV/bin/python" -c "import uvicorn, fastapi, sklearn, skops" >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip install --quiet uvicorn fastapi scikit-learn skops
+fi
+
 "$VENV/bin/python" -c "import mlflow; print('mlflow', mlflow.__version__)"

@@ -8,6 +8,7 @@ naming its column.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ _NUMPY: dict[str, np.dtype[Any]] = {
     "boolean": np.dtype("bool"),
 }
 _OBJECT = np.dtype(object)
+_PLAIN_NUMBERS = frozenset({int, float})
 
 
 class InputAdapter:
@@ -38,6 +40,7 @@ class InputAdapter:
             raise InvalidInput(f"extra_columns must be 'error' or 'drop', got {extra_columns!r}")
         self._drop_extra = extra_columns == "drop"
         self._specs: list[ColSpec] = []
+        self._row_dtype: np.dtype[Any] | None = None
         if signature is None:
             self._call = as_frame_or_array
         elif signature.is_tensor:
@@ -55,6 +58,27 @@ class InputAdapter:
             self._fast = [_NUMPY.get(s.type) for s in self._specs]
             self._seen: Any = self._index
             self._call = self._as_frame
+            kinds = {s.type for s in self._specs}
+            if len(kinds) == 1 and kinds <= {"double", "float"}:
+                self._row_dtype = _NUMPY[kinds.pop()]
+
+    def records(self, records: list[Any]) -> pd.DataFrame | None:
+        """The frame for records (dicts of column → number) when every column is a float column
+        and every record has exactly those keys with plain int or float values, built without
+        pandas' per-record parsing; None when anything differs (use the general path, which
+        names what is wrong)."""
+        dtype = self._row_dtype
+        if dtype is None:
+            return None
+        names, keys = self._names, self._name_set
+        rows = []
+        for r in records:
+            if type(r) is not dict or r.keys() != keys:
+                return None
+            rows.append([r[n] for n in names])
+        if not set(map(type, chain.from_iterable(rows))) <= _PLAIN_NUMBERS:
+            return None
+        return pd.DataFrame(np.array(rows, dtype=dtype), columns=self._index, copy=False)
 
     def __call__(self, data: Any) -> Any:
         return self._call(data)

@@ -76,6 +76,23 @@ class LoadedModel:
         """
         return self._predict(self._prepare(data))
 
+    def predict_records(self, records: list[Any]) -> Any:
+        """Predictions for instances (dicts of feature → value), as ``predict`` gives them.
+
+        The serving path: records of plain numbers with exactly the signature's float columns
+        skip pandas' record parsing and the per-column checks they cannot fail.
+
+        Raises:
+            InvalidInput: the records do not fit the signature (the message names the column).
+        """
+        fast = getattr(self._prepare, "records", None)
+        frame = None if fast is None else fast(records)
+        if frame is None:
+            import pandas as pd
+
+            return self.predict(pd.DataFrame.from_records(records))
+        return self._predict(frame)
+
     def predict_proba(self, data: Any) -> Any:
         """Class probabilities, a 2-D float array.
 

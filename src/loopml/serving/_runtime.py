@@ -77,8 +77,7 @@ class ModelRuntime:
                     else f"has {', '.join(map(repr, extra))} that instance 0 lacks"
                 )
                 raise InvalidInput(f"instance {i} {what}: every instance needs the same fields")
-        frame = pd.DataFrame.from_records(records)
         try:
-            return _jsonable(self.model.predict(frame))
+            return _jsonable(self.model.predict_records(records))
         except (ValueError, TypeError) as exc:  # input the signature let through, the model not
             raise InvalidInput(f"the model could not predict this input: {exc}") from exc
