@@ -127,7 +127,7 @@ def serve(
 ) -> None:
     """Serve a model (models:/name@alias, models:/name/3, runs:/..., a folder) or a deployment
     (by name) over HTTP: native JSON, TF Serving v1 and KServe v2 on one port."""
-    from loopml.serving import ServeOptions, build_app
+    from loopml.serving import ServeOptions, build_app, settle
     from loopml.serving import serve as run
 
     options = ServeOptions(
@@ -143,7 +143,7 @@ def serve(
         follow_interval=follow_interval,
     )
     if workers == 1:
-        app = build_app(options)  # load and warm up before saying where we listen
+        app = settle(build_app(options))  # load and warm up before saying where we listen
         info = app.state.service.info()
         click.echo(
             f"serving {target} ({info['flavor']}, {info['runtime']} runtime, loaded in "

@@ -27,7 +27,7 @@ import weakref
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from itertools import repeat
+from time import sleep as _sleep
 from time import time as _now
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -396,7 +396,7 @@ class PredictionLog:
         """The group's rows as a table; entries that cannot be converted are dropped, so that
         one malformed record cannot block the log (a write retry would fail the same way)."""
         try:
-            return _to_table(group), group
+            return _chunked_table(group), group
         except Exception:
             good: list[_Entry] = []
             for entry in group:
@@ -486,56 +486,83 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+_CHUNK_ENTRIES = 256
+
+
+def _chunked_table(group: list[_Entry]) -> pa.Table:
+    """``_to_table`` a chunk at a time, pausing between chunks so that the server's event loop,
+    waiting for the GIL, takes it at once rather than after Python's 5 ms switch interval."""
+    if len(group) <= _CHUNK_ENTRIES:
+        return _to_table(group)
+    tables = []
+    for start in range(0, len(group), _CHUNK_ENTRIES):
+        if start:
+            _sleep(0.0005)
+        tables.append(_to_table(group[start : start + _CHUNK_ENTRIES]))
+    return pa.concat_tables(tables)
+
+
+def _instances(e: _Entry) -> tuple[list[Any], list[Any]]:
+    """An entry's instances and outputs, one per row."""
+    if e.single:
+        return [e.inputs], [e.outputs]
+    inputs = _as_list(e.inputs)
+    if not inputs:
+        return [None], [e.outputs]
+    outputs = [None] * len(inputs) if e.outputs is None else _as_list(e.outputs)
+    if len(outputs) != len(inputs):
+        raise ValueError(f"{len(outputs)} outputs for {len(inputs)} input instances")
+    return inputs, outputs
+
+
 def _to_table(entries: Iterable[_Entry]) -> pa.Table:
-    """One Arrow table of the entries' rows (one per instance)."""
-    pid: list[str] = []
-    rid: list[str] = []
-    idx: list[int] = []
-    times: list[float] = []
-    scalars: dict[str, list[Any]] = {
-        k: [] for k in ("variant", "model_name", "model_version", "unit_id", "status", "error")
-    }
-    latency: list[float] = []
-    ins: list[bytes | None] = []
-    outs: list[bytes | None] = []
-    for e in entries:
-        if e.single:
-            inputs, outputs = [e.inputs], [e.outputs]
-        else:
-            inputs = _as_list(e.inputs)
-            if not inputs:
-                inputs, outputs = [None], [e.outputs]
-            else:
-                outputs = [None] * len(inputs) if e.outputs is None else _as_list(e.outputs)
-        n = len(inputs)
-        if len(outputs) != n:
-            raise ValueError(f"{len(outputs)} outputs for {n} input instances")
-        ins.extend(map(_dumps, inputs))
-        outs.extend(map(_dumps, outputs))
-        pid.extend([e.request_id] if n == 1 else (f"{e.request_id}:{i}" for i in range(n)))
-        rid.extend(repeat(e.request_id, n))
-        idx.extend(range(n))
-        times.extend(repeat(e.time, n))
-        latency.extend(repeat(e.latency_ms, n))
-        for key, value in (
-            ("variant", e.variant),
-            ("model_name", e.model_name),
-            ("model_version", e.model_version),
-            ("unit_id", e.unit_id),
-            ("status", e.status),
-            ("error", e.error),
-        ):
-            scalars[key].extend(repeat(_opt_str(value), n))
-    micros = np.round(np.asarray(times, dtype=np.float64) * 1e6).astype(np.int64)
+    """One Arrow table of the entries' rows (one per instance).
+
+    Built column by column (comprehensions, then Arrow's ``take`` to repeat a request's values
+    over its rows): the writer thread holds the GIL as briefly as it can, since every
+    millisecond it holds it is a millisecond the server's event loop waits.
+    """
+    entries = list(entries)
+    if all(e.rows == 1 and (e.single or isinstance(e.inputs, list)) for e in entries):
+        pairs = [
+            (e.inputs, e.outputs) if e.single else _instances(e) for e in entries
+        ]  # one row each: no repetition
+        ins = [_dumps(i if e.single else i[0]) for e, (i, _) in zip(entries, pairs, strict=True)]
+        outs = [_dumps(o if e.single else o[0]) for e, (_, o) in zip(entries, pairs, strict=True)]
+        take = None
+        pid = [e.request_id for e in entries]
+        idx: list[int] = [0] * len(entries)
+    else:
+        ins, outs, pid, idx, counts = [], [], [], [], []
+        for e in entries:
+            inputs, outputs = _instances(e)
+            n = len(inputs)
+            ins.extend(map(_dumps, inputs))
+            outs.extend(map(_dumps, outputs))
+            pid.extend([e.request_id] if n == 1 else (f"{e.request_id}:{i}" for i in range(n)))
+            idx.extend(range(n))
+            counts.append(n)
+        take = pa.array(np.repeat(np.arange(len(entries)), counts))
+
+    def column(values: Any, kind: pa.DataType) -> pa.Array:
+        arr = pa.array(values, kind)
+        return arr if take is None else arr.take(take)
+
+    micros = np.round(np.fromiter((e.time for e in entries), np.float64, len(entries)) * 1e6)
     columns = {
         "prediction_id": pa.array(pid, pa.string()),
-        "request_id": pa.array(rid, pa.string()),
+        "request_id": column([e.request_id for e in entries], pa.string()),
         "row_index": pa.array(idx, pa.int32()),
-        "time": pa.array(micros).cast(_TS),
+        "time": column(micros.astype(np.int64), pa.int64()).cast(_TS),
         "inputs": pa.array(ins, pa.string()),
         "outputs": pa.array(outs, pa.string()),
-        "latency_ms": pa.array(latency, pa.float64()),
-        **{k: pa.array(v, pa.string()) for k, v in scalars.items()},
+        "latency_ms": column([e.latency_ms for e in entries], pa.float64()),
+        "variant": column([_opt_str(e.variant) for e in entries], pa.string()),
+        "model_name": column([_opt_str(e.model_name) for e in entries], pa.string()),
+        "model_version": column([_opt_str(e.model_version) for e in entries], pa.string()),
+        "unit_id": column([_opt_str(e.unit_id) for e in entries], pa.string()),
+        "status": column([e.status for e in entries], pa.string()),
+        "error": column([_opt_str(e.error) for e in entries], pa.string()),
     }
     return pa.table([columns[name] for name in _FILE_SCHEMA.names], schema=_FILE_SCHEMA)
 

@@ -20,7 +20,7 @@ from loopml.serving._deployments import (
     Rollout,
     get_deployment_store,
 )
-from loopml.serving._entry import ServeOptions, build_app, serve
+from loopml.serving._entry import ServeOptions, build_app, serve, settle
 from loopml.serving._follow import build_service, tick_rollout
 from loopml.serving._runtime import ModelRuntime
 from loopml.serving._service import InferenceService, Prediction, VariantSpec
@@ -44,5 +44,6 @@ __all__ = [
     "get_deployment_store",
     "predict_batch",
     "serve",
+    "settle",
     "tick_rollout",
 ]

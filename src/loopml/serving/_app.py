@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loopml.errors import InvalidInput, LoopmlError, Overloaded
 from loopml.serving._batcher import BatchingConfig
+from loopml.serving._fastpath import FastPath, parse_instances
 from loopml.serving._http import MAX_BODY_BYTES, BodyTooLarge, json_response, read_body
 from loopml.serving._kserve import kserve_router
 from loopml.serving._metrics import CONTENT_TYPE_LATEST
@@ -44,21 +44,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 async def _instances(request: Request) -> tuple[list[dict[str, Any]], bool]:
     """The request's instances, and whether it sent a single one."""
-    raw = await read_body(request)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}") from exc
-    if isinstance(body, dict) and "instances" in body:
-        body = body["instances"]
-        if not isinstance(body, list):
-            raise InvalidInput("'instances' must be a list of objects")
-        return body, False
-    if isinstance(body, dict):
-        return [body], True
-    if isinstance(body, list):
-        return body, False
-    raise InvalidInput("the body must be an instance (a JSON object) or a list of them")
+    return parse_instances(await read_body(request))
 
 
 def create_serving_app(
@@ -66,8 +52,12 @@ def create_serving_app(
     *,
     batching: BatchingConfig | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
-) -> FastAPI:
-    """The inference server for a loaded model or a deployment's service."""
+) -> Any:
+    """The inference server (an ASGI app) for a loaded model or a deployment's service.
+
+    The native predict routes are answered by a bare ASGI layer in front of the FastAPI app
+    (``FastPath``); attributes such as ``state`` are the FastAPI app's.
+    """
     service = (
         target
         if isinstance(target, InferenceService)
@@ -165,4 +155,4 @@ def create_serving_app(
         _log.exception("%s %s failed", request.method, request.url.path)
         return _error(500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}")
 
-    return app
+    return FastPath(app, service, max_body_bytes)

@@ -7,13 +7,12 @@ and the prediction log's folder.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from fastapi import FastAPI
 
 from loopml.errors import InvalidInput
 from loopml.serving._app import create_serving_app
@@ -27,6 +26,7 @@ __all__ = [
     "check_target",
     "is_model_uri",
     "serve",
+    "settle",
 ]
 
 _ENV = "LOOPML_SERVE_OPTIONS"
@@ -64,7 +64,7 @@ class ServeOptions:
         return {k: v for k, v in given.items() if v is not None}
 
 
-def build_app(options: ServeOptions) -> FastAPI:
+def build_app(options: ServeOptions) -> Any:
     """Load the target (warming every model) and return its app."""
     from loopml.serving._runtime import ModelRuntime
     from loopml.serving._service import InferenceService
@@ -115,12 +115,21 @@ def check_target(target: str) -> None:
         pin_model_uri(variant.model_uri)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> Any:
     """The app of one worker process, built from the options the parent put in the env."""
     raw = os.environ.get(_ENV)
     if not raw:
         raise InvalidInput(f"{_ENV} is not set: start workers with loopml serve")
-    return build_app(ServeOptions(**json.loads(raw)))
+    return settle(build_app(ServeOptions(**json.loads(raw))))
+
+
+def settle(app: Any) -> Any:
+    """Collect start-up garbage once, then move what is loaded (modules, models) out of the
+    garbage collector's view: its full collections then scan only request-time objects, which
+    keeps them from pausing the server for tens of milliseconds under load."""
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def serve(
@@ -138,7 +147,7 @@ def serve(
         "access_log": False,
     }
     if workers <= 1:
-        uvicorn.run(build_app(options), **kwargs)
+        uvicorn.run(settle(build_app(options)), **kwargs)
         return
     check_target(options.target)  # fail here once, not in workers uvicorn would restart
     os.environ[_ENV] = json.dumps(asdict(options))

@@ -39,7 +39,7 @@ class ModelRuntime:
         """Load ``model_uri`` (any form ``loopml.load_model`` takes) and warm it up on its input
         example, so the first request does not pay for lazy initialisation."""
         started = time.perf_counter()
-        model = load_model(model_uri, runtime=runtime, trusted=trusted)
+        model = load_model(model_uri, runtime=runtime, trusted=trusted)  # type: ignore[arg-type]
         example = model.input_example
         if example is not None:
             model.predict(example)

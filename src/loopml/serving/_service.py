@@ -33,7 +33,7 @@ ROLES = ("primary", "canary", "shadow")
 
 
 class _PredictionSink(Protocol):
-    def append(self, **record: Any) -> str: ...
+    def append(self, *args: Any, **kwargs: Any) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,24 @@ class Variant:
             else frozenset(runtime.model.signature.input_names)
         )  # fmt: skip
         metrics.load_seconds.labels(*labels).set(runtime.load_seconds)
+        self._metrics = metrics
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         batcher = weakref.ref(self.batcher)  # the gauge must not keep a retired model alive
         metrics.queue_depth.labels(*labels).set_function(
             lambda: 0 if (b := batcher()) is None else b.depth
         )
+
+    def observe(self, protocol: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (label children cached per variant)."""
+        pair = self._children.get((protocol, status))
+        if pair is None:
+            m = self._metrics
+            pair = self._children[(protocol, status)] = (
+                m.requests.labels(*self.labels, protocol, str(status)),
+                m.latency.labels(*self.labels, protocol),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def with_spec(self, spec: VariantSpec) -> Variant:
         """The same loaded model under a new weight or role (no reload)."""
@@ -297,10 +311,7 @@ class InferenceService:
             raise
         finally:
             metrics.in_flight.dec()
-            metrics.requests.labels(*variant.labels, protocol, str(status)).inc()
-            metrics.latency.labels(*variant.labels, protocol).observe(
-                time.perf_counter() - started
-            )
+            variant.observe(protocol, status, time.perf_counter() - started)
         prediction_id = uuid.uuid4().hex
         self._log(variant, records, outputs, started, unit, prediction_id, None)
         for shadow in table.shadows:
