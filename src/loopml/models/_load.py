@@ -224,6 +224,29 @@ def load_model(
         _warn_versions(manifest, chosen.libraries)
         if wanted not in (None, "native", "pyfunc") and wanted != chosen.name:
             raise InvalidInput(f"model {ref.uri} is a {chosen.name} model, not {wanted}")
+        onnx_first = (
+            wanted is None
+            and chosen.name != "onnx"
+            and runtime in ("auto", "onnx")
+            and (manifest.get("onnx") or {}).get("available")
+            and _has_ort()
+        )
+        if onnx_first:  # ONNX Runtime predicts: the native object is loaded only if asked for
+            result = _assemble(
+                chosen,
+                None,
+                folder,
+                manifest,
+                digest,
+                fetched.metadata,
+                "onnx",
+                extra_columns,
+                native_loader=partial(_load_native, chosen, folder, info, read, tmp),
+            )
+            if tmp is not None:
+                keep = True
+                _remove_later(result, tmp)
+            return result
         native = chosen.load(folder, info, read)
         if wanted is not None and wanted != "pyfunc":
             result = native
@@ -288,6 +311,15 @@ def _has_ort() -> bool:
     return True
 
 
+def _load_native(
+    chosen: Any, folder: Path, info: dict[str, Any], read: Callable[[str], bytes], tmp: Any
+) -> Any:
+    """The native object of a model served by ONNX Runtime, loaded on first use."""
+    if tmp is not None and not folder.exists():
+        raise InvalidState("the model's download was removed; load the model again")
+    return chosen.load(folder, info, read)
+
+
 def _assemble(
     chosen: Any,
     native: Any,
@@ -297,6 +329,7 @@ def _assemble(
     metadata: dict[str, Any],
     runtime: str,
     extra_columns: str,
+    native_loader: Callable[[], Any] | None = None,
 ) -> LoadedModel:
     from loopml.models._enforce import InputAdapter
     from loopml.models._onnx import OnnxRunner
@@ -304,9 +337,12 @@ def _assemble(
     raw_signature = manifest.get("signature")
     signature = None if raw_signature is None else Signature.from_dict(raw_signature)
     onnx_info = manifest.get("onnx") or {}
-    calls = chosen.wrap(native, folder, manifest["model"])
     used = "native"
-    predict, proba, no_proba = calls.predict, calls.predict_proba, calls.no_proba_reason
+    if native_loader is None:
+        calls = chosen.wrap(native, folder, manifest["model"])
+        predict, proba, no_proba = calls.predict, calls.predict_proba, calls.no_proba_reason
+    else:
+        predict, proba, no_proba = None, None, ""  # the reason, if asked, from the native
     if chosen.name == "onnx":
         used = "onnx"  # ONNX Runtime is this flavor's own runtime
     elif runtime == "onnx" and not onnx_info.get("available"):
@@ -320,7 +356,7 @@ def _assemble(
         predict = runner.function(outputs["predict"])
         proba = runner.function(outputs["predict_proba"]) if "predict_proba" in outputs else None
         used = "onnx"
-    return LoadedModel(
+    loaded = LoadedModel(
         native=native,
         flavor=chosen.name,
         runtime=used,
@@ -332,4 +368,9 @@ def _assemble(
         predict=predict,
         predict_proba=proba,
         no_proba_reason=no_proba,
+        native_loader=native_loader,
     )
+    if native_loader is not None and proba is None:
+        info = manifest["model"]
+        loaded._no_proba = lambda: chosen.wrap(loaded.native, folder, info).no_proba_reason  # type: ignore[assignment]
+    return loaded

@@ -28,6 +28,8 @@ class LoadedModel:
 
     __slots__ = (
         "__weakref__",
+        "_native",
+        "_native_loader",
         "_no_proba",
         "_predict",
         "_prepare",
@@ -36,7 +38,6 @@ class LoadedModel:
         "flavor",
         "manifest",
         "metadata",
-        "native",
         "runtime",
         "signature",
     )
@@ -55,8 +56,10 @@ class LoadedModel:
         predict: Callable[[Any], Any],
         predict_proba: Callable[[Any], Any] | None,
         no_proba_reason: str,
+        native_loader: Callable[[], Any] | None = None,
     ) -> None:
-        self.native = native
+        self._native = native
+        self._native_loader = native_loader  # loads ``native`` on first use (ONNX runtime)
         self.flavor = flavor
         self.runtime = runtime
         self.signature = signature
@@ -75,6 +78,16 @@ class LoadedModel:
             InvalidInput: the input does not fit the signature (the message names the column).
         """
         return self._predict(self._prepare(data))
+
+    @property
+    def native(self) -> Any:
+        """The original object; on the ONNX runtime it is unpickled the first time it is asked
+        for, so a server predicting with ONNX Runtime never imports the training library."""
+        loader = self._native_loader
+        if loader is not None:
+            self._native = loader()
+            self._native_loader = None
+        return self._native
 
     def predict_records(self, records: list[Any]) -> Any:
         """Predictions for instances (dicts of feature → value), as ``predict`` gives them.
@@ -101,7 +114,8 @@ class LoadedModel:
             InvalidInput: the input does not fit the signature.
         """
         if self._proba is None:
-            raise InvalidState(f"{self.flavor} model: {self._no_proba}")
+            reason = self._no_proba() if callable(self._no_proba) else self._no_proba
+            raise InvalidState(f"{self.flavor} model: {reason}")
         return self._proba(self._prepare(data))
 
     @property
