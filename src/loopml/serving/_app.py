@@ -86,7 +86,8 @@ def create_serving_app(
     app.state.service = service
     app.state.max_body_bytes = max_body_bytes
     app.include_router(tf_serving_router(service))
-    app.include_router(kserve_router(service))
+    v2 = kserve_router(service)
+    app.include_router(v2)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -155,4 +156,4 @@ def create_serving_app(
         _log.exception("%s %s failed", request.method, request.url.path)
         return _error(500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}")
 
-    return FastPath(app, service, max_body_bytes)
+    return FastPath(app, service, max_body_bytes, v2_infer=v2.infer)  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
 """The native protocol's hot path as a bare ASGI layer in front of the FastAPI app.
 
-``POST /predict`` and ``POST /predict/batch`` are answered here, without FastAPI's routing,
+``POST /predict``, ``POST /predict/batch`` and KServe v2's ``POST /v2/models/{name}/infer`` are
+answered here, without FastAPI's routing,
 dependency solving and middleware stack (a measured third of a request's CPU time); every other
 request, and these routes' OpenAPI description, goes to the app behind. Behaviour is the same as
 the app's own routes: the body limit (413), JSON errors naming the field (400), overload (503 with
@@ -10,9 +11,12 @@ the app's own routes: the body limit (413), JSON errors naming the field (400), 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 
 from loopml.errors import InvalidInput, LoopmlError, Overloaded
 from loopml.serving._service import InferenceService, Prediction
@@ -21,6 +25,7 @@ __all__ = ["FastPath", "parse_instances"]
 
 _log = logging.getLogger("loopml.serving")
 _PATHS = frozenset({"/predict", "/predict/batch"})
+_V2 = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 _JSON = (b"content-type", b"application/json")
 
 
@@ -49,17 +54,42 @@ class _TooLarge(Exception):
 class FastPath:
     """ASGI app: the native predict routes here, everything else to ``app``."""
 
-    def __init__(self, app: Any, service: InferenceService, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        service: InferenceService,
+        max_body_bytes: int,
+        *,
+        v2_infer: Callable[[Request, str, str | None], Awaitable[Any]] | None = None,
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.v2_infer = v2_infer
 
     def __getattr__(self, name: str) -> Any:  # state, router, openapi ... of the app behind
         return getattr(self.app, name)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] not in _PATHS or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path not in _PATHS:
+            v2 = _V2.match(path) if self.v2_infer is not None else None
+            if v2 is None:
+                await self.app(scope, receive, send)
+                return
+            # KServe v2 infer: its own handler, without FastAPI's routing and middleware
+            scope["app"] = self.app
+            assert self.v2_infer is not None
+            try:
+                response = await self.v2_infer(Request(scope, receive), v2["name"], v2["version"])
+            except Exception as exc:
+                _log.exception("POST %s failed", path)
+                await _send(send, 500, {"error": f"internal error: {type(exc).__name__}"})
+                return
+            await response(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         pred: Prediction | None = None

@@ -773,4 +773,5 @@ def kserve_router(service: InferenceService) -> APIRouter:
         """Predict with a named served version."""
         return await infer(request, name, version)
 
+    router.infer = infer  # type: ignore[attr-defined]  # the serving fast path calls it directly
     return router
