@@ -292,6 +292,8 @@ class InferenceService:
         key = self.unit_key
         if key is not None:
             records = _without(records, key, variant.input_names)
+        for shadow in table.shadows:  # a copy, whatever the primary answers
+            self._shadow(shadow, records, unit)
         metrics.in_flight.inc()
         status = 200
         try:
@@ -314,8 +316,6 @@ class InferenceService:
             variant.observe(protocol, status, time.perf_counter() - started)
         prediction_id = uuid.uuid4().hex
         self._log(variant, records, outputs, started, unit, prediction_id, None)
-        for shadow in table.shadows:
-            self._shadow(shadow, records, unit)
         return Prediction(outputs, variant, prediction_id)
 
     def _log(
