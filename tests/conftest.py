@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -46,6 +47,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def free_tcp_port() -> int:
+    """A free TCP port on 127.0.0.1, for a server a test starts as a process."""
+    return free_port()
+
+
+@pytest.fixture
+def loopml_cmd() -> list[str]:
+    """The ``loopml`` command of this environment, to run as a real process."""
+    exe = Path(sys.executable).with_name("loopml")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------

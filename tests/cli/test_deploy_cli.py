@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,7 +135,9 @@ def test_parse_duration() -> None:
     ]
 
 
-def test_serve_a_deployment_as_a_process(tmp_path: Path) -> None:
+def test_serve_a_deployment_as_a_process(
+    tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str]
+) -> None:
     """``loopml serve NAME`` loads the deployment's models and follows a traffic change."""
     import pandas as pd
     from sklearn.dummy import DummyClassifier
@@ -153,11 +153,8 @@ def test_serve_a_deployment_as_a_process(tmp_path: Path) -> None:
         "deploy", "create", "web", "--variant", "old=models:/const/1:100",
         "--variant", "new=models:/const/2:0:canary",
     )  # fmt: skip
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    exe = Path(sys.executable).with_name("loopml")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+    port = free_tcp_port
+    cmd = loopml_cmd
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(

@@ -226,10 +226,9 @@ def test_cli(model_uri: str, tmp_path: Path) -> None:
     assert done.stderr.strip() == "error: input file nope.csv does not exist"
 
 
-def test_cli_as_a_process(model_uri: str, tmp_path: Path) -> None:
+def test_cli_as_a_process(model_uri: str, tmp_path: Path, loopml_cmd: list[str]) -> None:
     _bad_csv(tmp_path / "in.csv")
-    exe = Path(sys.executable).with_name("loopml")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+    cmd = loopml_cmd
     args = ["predict-batch", model_uri, "--input", "in.csv", "--output", "out.parquet"]
     done = subprocess.run(
         [*cmd, *args, "--json"], env=dict(os.environ), capture_output=True, text=True, timeout=120

@@ -5,9 +5,7 @@ field, and ``loopml serve`` as a real process."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,14 +86,11 @@ def test_bad_input_is_400_naming_the_field(
     assert resp.status_code == 400 and "JSON" in resp.json()["message"]
 
 
-def test_loopml_serve_process(tmp_path: Path) -> None:
+def test_loopml_serve_process(tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str]) -> None:
     """The command as an operator runs it: a real process, ready only once loaded."""
     _register()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    exe = Path(sys.executable).with_name("loopml")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+    port = free_tcp_port
+    cmd = loopml_cmd
     env = dict(os.environ)
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
@@ -171,14 +166,13 @@ def test_tf_serving_v1_protocol(server_factory: Callable[..., Any]) -> None:
         )
 
 
-def test_loopml_serve_with_workers(tmp_path: Path) -> None:
+def test_loopml_serve_with_workers(
+    tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str]
+) -> None:
     """``--workers 2``: two processes share the port, each with the model loaded and warm."""
     _register()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    exe = Path(sys.executable).with_name("loopml")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+    port = free_tcp_port
+    cmd = loopml_cmd
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(

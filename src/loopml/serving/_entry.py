@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class ServeOptions:
     prediction_log_uri: str | None = None
     follow_interval: float = 2.0
     drive_rollouts: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def batching_override(self) -> dict[str, Any]:
         """The batching settings given on the command line (they override a deployment's)."""
