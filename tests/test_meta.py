@@ -27,6 +27,7 @@ LAYERS = {
     "registry": 2,
     "models": 2,
     "monitoring": 2,
+    "data": 2,
     "abtest": 2,
     "client": 3,
     "serving": 3,
@@ -183,7 +184,7 @@ def test_layering() -> None:
         for mod in _imports(path):
             parts = mod.split(".")
             if parts[0] != "loopml" or len(parts) < 2:
-                sql_users = ("store", "tracking", "registry", "serving")
+                sql_users = ("store", "tracking", "registry", "serving", "data")
                 if parts[0] == "sqlalchemy" and own not in sql_users:
                     problems.append(f"{path.name}: only store/ and the SQL stores use SQLAlchemy")
                 continue

@@ -10,6 +10,7 @@ LoopmlError
 ├── AlreadyExists(LoopmlError)                             409  RESOURCE_ALREADY_EXISTS
 ├── InvalidState(LoopmlError, RuntimeError)                409  INVALID_STATE
 ├── IntegrityError(LoopmlError)                            409  INTEGRITY_ERROR
+├── DataValidationFailed(LoopmlError)                      422  DATA_VALIDATION_FAILED
 ├── Overloaded(LoopmlError)                                503  TEMPORARILY_UNAVAILABLE
 ├── StoreError(LoopmlError)                                500  INTERNAL_ERROR
 │   ├── SchemaVersionError                                 500  SCHEMA_VERSION
@@ -27,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "ArtifactNotFound",
+    "DataValidationFailed",
     "ERRORS_BY_CODE",
     "ExperimentNotFound",
     "IntegrityError",
@@ -110,6 +112,17 @@ class IntegrityError(LoopmlError):
 
     code = "INTEGRITY_ERROR"
     http_status = 409
+
+
+class DataValidationFailed(LoopmlError):
+    """Data broke validation rules; ``result`` holds the failures when raised in-process."""
+
+    code = "DATA_VALIDATION_FAILED"
+    http_status = 422
+
+    def __init__(self, message: str, result: object | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class Overloaded(LoopmlError):

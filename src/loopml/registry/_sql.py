@@ -49,6 +49,9 @@ from loopml.store import (
     validate_artifact_path,
 )
 from loopml.store.tables import (
+    dataset_inputs,
+    dataset_versions,
+    datasets,
     logged_models,
     model_aliases,
     model_events,
@@ -609,6 +612,17 @@ class SqlRegistryStore(RegistryStore):
             raise NotFound(f"run {run_id} does not exist")
         return str(row.artifact_uri)
 
+    def _run_datasets(self, conn: Connection, run_id: str) -> list[str]:
+        """``name@version`` of every dataset version linked to ``run_id`` in this workspace."""
+        rows = conn.execute(
+            select(datasets.c.name, dataset_versions.c.version)
+            .join(dataset_versions, dataset_versions.c.dataset_id == datasets.c.dataset_id)
+            .join(dataset_inputs, dataset_inputs.c.version_id == dataset_versions.c.version_id)
+            .where(dataset_inputs.c.run_id == run_id, datasets.c.workspace == self.workspace)
+            .order_by(datasets.c.name, dataset_versions.c.version)
+        )
+        return [f"{r.name}@{r.version}" for r in rows]
+
     def create_model_version(
         self,
         name: str,
@@ -649,6 +663,8 @@ class SqlRegistryStore(RegistryStore):
             self._check_source(conn, source, run_id)
             if run_id is not None:
                 self._run_artifact_uri(conn, run_id)
+                if not dataset_versions:  # lineage: the dataset versions the run used
+                    dataset_versions = self._run_datasets(conn, run_id)
             number = model.next_version
             conn.execute(
                 insert(model_versions).values(

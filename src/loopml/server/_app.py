@@ -45,6 +45,8 @@ def create_app(
     artifact_uri: str | None = None,
 ) -> FastAPI:
     """The loopml server app over the configured (or given) database and artifact root."""
+    from loopml.data import SqlDatasetStore
+    from loopml.server._data_api import router as datasets_router
     from loopml.server._deploy_api import router as deployments_router
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
@@ -84,6 +86,10 @@ def create_app(
     # the tracking store's database: open_database gives the same one (opened once per process)
     app.state.deployment_store = get_deployment_store(store.db.uri, workspace=settings.workspace)
     app.include_router(deployments_router)
+    app.state.dataset_store = SqlDatasetStore(
+        store.db, store.artifact_root, workspace=settings.workspace
+    )
+    app.include_router(datasets_router)
     app.state.mlflow_artifacts = ArtifactUris(store.artifact_root)
     include_twice(app, mlflow_tracking_router, tag="mlflow")
     include_twice(app, mlflow_registry_router, tag="mlflow registry")

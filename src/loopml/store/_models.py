@@ -369,6 +369,123 @@ class DeploymentEvent(Base):
     __table_args__ = (Index("ix_deployment_events_seq", "deployment_id", "seq"),)
 
 
+class Dataset(Base):
+    """A named dataset in a workspace; ``last_version`` only grows, so numbers are never reused."""
+
+    __tablename__ = "datasets"
+    dataset_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    tags: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    last_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (UniqueConstraint("workspace", "name", name="uq_datasets_name"),)
+
+
+class DatasetVersion(Base):
+    """One version of a dataset: its content hash, where its bytes live (``copy``: blobs in the
+    artifact store; ``reference``: left at ``source_uri``), sizes, and a JSON profile."""
+
+    __tablename__ = "dataset_versions"
+    version_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("datasets.dataset_id", ondelete="CASCADE"), nullable=False
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    chunk_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    num_files: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    num_rows: Mapped[int | None] = mapped_column(BigInteger)
+    profile: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    tags: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(256), nullable=False, server_default="")
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_version"),
+        Index("ix_dataset_versions_hash", "dataset_id", "content_hash"),
+        Index("ix_dataset_versions_run", "run_id"),
+    )
+
+
+class DatasetFile(Base):
+    """A file of a dataset version; ``chunks`` > 1 means its bytes are in ``dataset_chunks``,
+    else the blob named ``digest`` holds the whole file."""
+
+    __tablename__ = "dataset_files"
+    version_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("dataset_versions.version_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    chunks: Mapped[int] = mapped_column(Integer, nullable=False)
+    __table_args__ = (Index("ix_dataset_files_digest", "digest"),)
+
+
+class DatasetChunk(Base):
+    """The blobs of a file stored in fixed-size chunks, in order."""
+
+    __tablename__ = "dataset_chunks"
+    version_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("dataset_versions.version_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    __table_args__ = (Index("ix_dataset_chunks_digest", "digest"),)
+
+
+class DatasetAlias(Base):
+    """A name (``train-latest``) for one version of a dataset."""
+
+    __tablename__ = "dataset_aliases"
+    dataset_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("datasets.dataset_id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class DatasetInput(Base):
+    """Lineage: a run that used (or produced) a dataset version."""
+
+    __tablename__ = "dataset_inputs"
+    version_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("dataset_versions.version_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    context: Mapped[str] = mapped_column(String(64), nullable=False, server_default="")
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (Index("ix_dataset_inputs_run", "run_id"),)
+
+
+class DatasetBlob(Base):
+    """A content-addressed blob known to be in the artifact store (shared by every workspace);
+    ``touched_at`` is the last time an upload found or wrote it, so garbage collection can
+    spare blobs an upload in flight is about to reference."""
+
+    __tablename__ = "dataset_blobs"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    touched_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -388,3 +505,10 @@ webhook_deliveries: Table = cast(Table, WebhookDelivery.__table__)
 logged_models: Table = cast(Table, LoggedModel.__table__)
 deployments: Table = cast(Table, Deployment.__table__)
 deployment_events: Table = cast(Table, DeploymentEvent.__table__)
+datasets: Table = cast(Table, Dataset.__table__)
+dataset_versions: Table = cast(Table, DatasetVersion.__table__)
+dataset_files: Table = cast(Table, DatasetFile.__table__)
+dataset_chunks: Table = cast(Table, DatasetChunk.__table__)
+dataset_aliases: Table = cast(Table, DatasetAlias.__table__)
+dataset_inputs: Table = cast(Table, DatasetInput.__table__)
+dataset_blobs: Table = cast(Table, DatasetBlob.__table__)

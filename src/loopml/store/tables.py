@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from loopml.store._models import (
     Base,
+    dataset_aliases,
+    dataset_blobs,
+    dataset_chunks,
+    dataset_files,
+    dataset_inputs,
+    dataset_versions,
+    datasets,
     deployment_events,
     deployments,
     experiment_tags,
@@ -27,6 +34,13 @@ from loopml.store._models import (
 
 __all__ = [
     "Base",
+    "dataset_aliases",
+    "dataset_blobs",
+    "dataset_chunks",
+    "dataset_files",
+    "dataset_inputs",
+    "dataset_versions",
+    "datasets",
     "deployment_events",
     "deployments",
     "experiment_tags",

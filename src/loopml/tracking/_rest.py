@@ -148,6 +148,22 @@ class RestTrackingStore(TrackingStore):
         """Call ``/api/v1<path>`` and return the decoded JSON; errors become loopml errors."""
         return self._call(method, path, body=body, params=params)
 
+    def request_bytes(
+        self, method: str, path: str, *, content: bytes | None = None, body: Any = None
+    ) -> bytes:
+        """Send raw bytes (or JSON) to ``/api/v1<path>`` and return the raw response body."""
+        headers = {**self._headers, "Content-Type": "application/octet-stream"}
+        if body is not None:
+            content = orjson.dumps(body)
+            headers["Content-Type"] = "application/json"
+        try:
+            resp = self._client.request(method, _API + path, content=content, headers=headers)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        if resp.status_code >= 300:
+            raise self._error(resp)
+        return resp.content
+
     def upload(self, path: str, chunks: Iterator[bytes]) -> None:
         """PUT a stream of bytes to ``/api/v1<path>``."""
         try:
