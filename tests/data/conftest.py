@@ -33,36 +33,3 @@ def dstore(
     store.kind = request.param
     yield store
     store.close()
-
-
-def _make_tree(root: Path, n: int = 20, *, seed: int = 0) -> Path:
-    """A folder of ``n`` small files in a few subfolders (deterministic content)."""
-    import random
-
-    rng = random.Random(seed)
-    for i in range(n):
-        path = root / f"part{i % 3}" / f"f{i:03d}.bin"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(rng.randbytes(100 + 37 * i))
-    return root
-
-
-def _same_tree(a: Path, b: Path) -> bool:
-    """Both folders hold the same relative paths with the same bytes."""
-    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
-    return files_a == files_b and all(
-        (a / p).read_bytes() == (b / p).read_bytes() for p in files_a
-    )
-
-
-@pytest.fixture
-def make_tree() -> Any:
-    """``make_tree(root, n)``: a folder of ``n`` small deterministic files."""
-    return _make_tree
-
-
-@pytest.fixture
-def same_tree() -> Any:
-    """``same_tree(a, b)``: both folders hold the same files with the same bytes."""
-    return _same_tree
