@@ -9,6 +9,7 @@ import pytest
 
 import loopml
 import loopml.cli
+import loopml.data
 import loopml.models
 import loopml.registry
 import loopml.server
@@ -41,6 +42,7 @@ LAYERS = {
     [
         loopml,
         loopml.tracking,
+        loopml.data,
         loopml.registry,
         loopml.models,
         loopml.store,

@@ -12,6 +12,8 @@ ld.validate_dataset("churn@2", "rules.yaml").raise_for_failures()
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from loopml.data._base import DatasetStore
 from loopml.data._entities import (
     Dataset,
@@ -47,15 +49,37 @@ from loopml.data._resolve import get_dataset_store
 from loopml.data._rest import RestDatasetStore
 from loopml.data._sql import SqlDatasetStore
 
+if TYPE_CHECKING:
+    from loopml.data._rules import Check, Column, RuleFailure, Rules, ValidationResult, validate
+
+# Validation pulls in pandera (~0.3 s): loaded on first use, not by every `loopml data` command.
+_VALIDATION = frozenset(
+    {"Check", "Column", "RuleFailure", "Rules", "ValidationResult", "validate"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VALIDATION:
+        from loopml.data import _rules
+
+        return getattr(_rules, name)
+    raise AttributeError(f"module 'loopml.data' has no attribute {name!r}")
+
+
 __all__ = [
     "AddResult",
+    "Check",
+    "Column",
     "Dataset",
     "DatasetStore",
     "DatasetVersion",
     "FileEntry",
     "GcReport",
     "RestDatasetStore",
+    "RuleFailure",
+    "Rules",
     "SqlDatasetStore",
+    "ValidationResult",
     "add",
     "collect_garbage",
     "decode_blobs",
@@ -78,6 +102,7 @@ __all__ = [
     "run_datasets",
     "set_alias",
     "update_version",
+    "validate",
     "validate_dataset",
     "validate_dataset_name",
 ]

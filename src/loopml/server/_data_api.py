@@ -206,23 +206,26 @@ def diff(name: str, a: str, b: str, store: Store) -> dict[str, Any]:
 @router.post("/datasets/{name}/versions/{ref}/validate")
 def validate(name: str, ref: str, body: ValidateBody, store: Store) -> dict[str, Any]:
     """Check a tabular version against rules (the YAML form as text or an object)."""
-    from loopml.data import Rules
-
-    rules = (
-        Rules.from_dict(body.rules)
-        if isinstance(body.rules, dict)
-        else Rules.from_yaml(_yaml_text(body.rules))
-    )
+    rules = ld.Rules.from_dict(_rules_object(body.rules))
     result = ld.validate_dataset(
         f"{name}@{ref}", rules, max_examples=body.max_examples, store=store
     )
     return {"result": result.to_dict()}
 
 
-def _yaml_text(text: str) -> str:
-    if "\n" not in text and ":" not in text:  # a path would read the server's files
-        raise InvalidInput("rules: give the rules as YAML text or an object, not a file name")
-    return text
+def _rules_object(rules: dict[str, Any] | str) -> dict[str, Any]:
+    """Rules as an object; YAML text is parsed here, never taken as a path on the server."""
+    if isinstance(rules, dict):
+        return rules
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(rules)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"rules: not valid YAML: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput("rules: the YAML must be a mapping (min_rows:, columns: ...)")
+    return parsed
 
 
 @router.get("/dataset-versions")
@@ -250,6 +253,7 @@ async def put_blobs(request: Request, store: Store) -> Response:
 @router.post("/dataset-blobs/fetch")
 async def fetch_blobs(body: Digests, store: Store) -> Response:
     """The bytes of these blobs, verified, in ``encode_blobs`` framing."""
+
     def read() -> bytes:
         total, out = 0, []
         for digest, data in store.get_blobs(body.digests):
