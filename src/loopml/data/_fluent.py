@@ -154,7 +154,8 @@ def load(ref: str, *, store: DatasetStore | None = None) -> pd.DataFrame:
     """A tabular version (Parquet or CSV files) as one pandas DataFrame."""
     import duckdb
 
-    from loopml.data._profile import tabular_format
+    from loopml.data._profile import _source_sql
+    from loopml.data._source import tabular_format
 
     s = _store(store)
     files = list_files(ref, store=s)
@@ -165,11 +166,14 @@ def load(ref: str, *, store: DatasetStore | None = None) -> pd.DataFrame:
     with tempfile.TemporaryDirectory(prefix="loopml-load-") as tmp:
         restore(ref, tmp, store=s)
         paths = [os.path.join(tmp, *f.path.split("/")) for f in files]
+        source = _source_sql(paths, fmt)
+        if source is None:  # only empty CSV files
+            import pandas as pd
+
+            return pd.DataFrame()
         conn = duckdb.connect()
         try:
-            reader = "read_parquet" if fmt == "parquet" else "read_csv"
-            extra = ", union_by_name=true"
-            return conn.execute(f"SELECT * FROM {reader}(?{extra})", [paths]).df()
+            return conn.sql(f"SELECT * FROM {source}").df()
         finally:
             conn.close()
 

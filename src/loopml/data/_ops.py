@@ -23,6 +23,7 @@ from loopml.data._source import (
     hash_source,
     open_source,
     parallel_map,
+    tabular_format,
 )
 from loopml.errors import IntegrityError, InvalidInput, NotFound
 from loopml.store import validate_artifact_path
@@ -74,13 +75,13 @@ def _frame_to_parquet(data: Any, folder: str) -> str:
 
 
 def _profile(source: Source, files: Sequence[FileEntry]) -> dict[str, Any] | None:
-    from loopml.data._profile import profile_files, tabular_format
-
     if not isinstance(source, LocalSource):
         return None
     formats = {tabular_format(f.path) for f in files}
     if len(formats) != 1 or None in formats:
         return None
+    from loopml.data._profile import profile_files  # DuckDB and pandas: only for tabular data
+
     fmt = formats.pop()
     assert fmt is not None
     return profile_files([source.file_path(f.path) for f in files], fmt)

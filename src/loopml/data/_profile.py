@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from loopml.data._source import tabular_format
 from loopml.errors import InvalidInput
 
 __all__ = [
@@ -43,16 +44,6 @@ NULL_SHARE_THRESHOLD = 0.1
 # wide tables take one scan per batch instead.
 _BATCH_COLUMNS = 100
 _FORMATS = ("parquet", "csv")
-_SUFFIXES = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".csv.gz": "csv",
-    ".tsv.gz": "csv",
-    ".csv.zst": "csv",
-    ".tsv.zst": "csv",
-}
 _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _QUANTILES_SQL = "[" + ", ".join(repr(q) for q in QUANTILE_LEVELS) + "]"
 
@@ -67,15 +58,6 @@ class _Column:
     kind: str  # numeric | categorical | temporal | other
     sub: str  # int | float | decimal | bool | text | "" (how the SQL treats it)
     sql: str
-
-
-def tabular_format(path: str) -> str | None:
-    """The profile format for a file name by suffix: "parquet", "csv" (.tsv, .gz, .zst too)."""
-    name = os.path.basename(os.fspath(path)).lower()
-    for suffix, fmt in _SUFFIXES.items():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return fmt
-    return None
 
 
 def profile_table(data: pa.Table | pd.DataFrame) -> dict[str, Any]:
@@ -98,6 +80,8 @@ def profile_table(data: pa.Table | pd.DataFrame) -> dict[str, Any]:
     for i, field in enumerate(table.schema):
         if pa.types.is_float16(field.type):
             scanned = scanned.set_column(i, columns[i].sql, scanned.column(i).cast(pa.float32()))
+    if not columns:  # DuckDB cannot scan a table without columns
+        return _profile(None, [], num_rows=table.num_rows)
     conn = _connect()
     try:
         try:
@@ -125,7 +109,10 @@ def profile_files(paths: Sequence[str], fmt: str) -> dict[str, Any]:
         raise InvalidInput(f"unknown profile format {fmt!r}; use one of {list(_FORMATS)}")
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    files = [os.path.abspath(os.fspath(p)) for p in paths]
+    try:
+        files = [os.path.abspath(os.fspath(p)) for p in paths]
+    except TypeError as exc:
+        raise InvalidInput(f"paths must be a list of file paths: {exc}") from exc
     if not files:
         raise InvalidInput("no files to profile; pass at least one path")
     for path in files:
@@ -136,9 +123,12 @@ def profile_files(paths: Sequence[str], fmt: str) -> dict[str, Any]:
     try:
         try:
             if source is None:  # only zero-byte CSV files: no header, no rows
-                return _profile(conn, [], num_rows=0)
+                return _profile(None, [], num_rows=0)
             schema = conn.sql(f"SELECT * FROM {source} LIMIT 0").to_arrow_table().schema
             columns = [_column(i, f) for i, f in enumerate(schema)]
+            if not columns:
+                num_rows = conn.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+                return _profile(None, [], num_rows=int(num_rows))
             aliases = ", ".join(c.sql for c in columns)
             conn.execute(f"CREATE TEMP VIEW src AS SELECT * FROM {source} AS s({aliases})")
             return _profile(conn, columns)
@@ -243,9 +233,7 @@ def _unreadable(table: pa.Table, exc: Exception) -> str:
 
 
 def _type_name(t: pa.DataType) -> str:
-    """Arrow type string of the logical type: encodings (dictionary, large, view) are not types."""
-    if pa.types.is_dictionary(t):
-        return _type_name(t.value_type)
+    """Arrow type string of the logical type: encodings (large, view) are not types."""
     if pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return "string"
     if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
@@ -254,12 +242,12 @@ def _type_name(t: pa.DataType) -> str:
 
 
 def _column(index: int, field: pa.Field) -> _Column:
+    # Dictionary and run-end encodings are not types: DuckDB decodes them, so does the profile.
     t = field.type
-    value_type = t.value_type if pa.types.is_dictionary(t) else t
+    if pa.types.is_dictionary(t) or pa.types.is_run_end_encoded(t):
+        t = t.value_type
     kind, sub = "other", ""
-    if pa.types.is_dictionary(t):
-        kind, sub = "categorical", "text"
-    elif pa.types.is_integer(t):
+    if pa.types.is_integer(t):
         kind, sub = "numeric", "int"
     elif pa.types.is_floating(t):
         kind, sub = "numeric", "float"
@@ -267,9 +255,7 @@ def _column(index: int, field: pa.Field) -> _Column:
         kind, sub = "numeric", "decimal"
     elif pa.types.is_boolean(t):
         kind, sub = "categorical", "bool"
-    elif pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
-        kind, sub = "categorical", "text"
-    elif pa.types.is_string_view(value_type):
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         kind, sub = "categorical", "text"
     elif pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_time(t):
         kind = "temporal"
@@ -312,9 +298,9 @@ def _stat_exprs(c: _Column) -> list[str]:
         if c.sub == "float":
             x = f"(CASE WHEN isfinite({q}) THEN {q}::DOUBLE END)"
             return [
-                f"count({q}) - count_if(isnan({q}))",
-                f"count_if(isnan({q}))",
-                f"count_if(isinf({q}))",
+                f"count({q}) - coalesce(count_if(isnan({q})), 0)",
+                f"coalesce(count_if(isnan({q})), 0)",
+                f"coalesce(count_if(isinf({q})), 0)",
                 f"min({x})",
                 f"max({x})",
                 f"avg({x})",
@@ -341,26 +327,24 @@ def _stat_exprs(c: _Column) -> list[str]:
 
 
 def _profile(
-    conn: duckdb.DuckDBPyConnection, columns: list[_Column], num_rows: int | None = None
+    conn: duckdb.DuckDBPyConnection | None, columns: list[_Column], num_rows: int = 0
 ) -> dict[str, Any]:
+    """Profile the view ``src`` on ``conn``; without columns there is nothing to scan."""
     stats: dict[str, dict[str, Any]] = {}
     batches = [columns[i : i + _BATCH_COLUMNS] for i in range(0, len(columns), _BATCH_COLUMNS)]
-    if num_rows is None and not batches:
-        num_rows = int(conn.execute("SELECT count(*) FROM src").fetchall()[0][0])
     raw: dict[str, list[Any]] = {}
     for batch in batches:
-        exprs = ["count(*)"]
-        for c in batch:
-            exprs.extend(_stat_exprs(c))
-        row = list(conn.execute(f"SELECT {', '.join(exprs)} FROM src").fetchall()[0])
+        assert conn is not None
+        per_column = [_stat_exprs(c) for c in batch]
+        exprs = ", ".join(["count(*)"] + [e for column in per_column for e in column])
+        row = list(conn.execute(f"SELECT {exprs} FROM src").fetchall()[0])
         num_rows = int(row[0])
         pos = 1
-        for c in batch:
-            width = len(_stat_exprs(c))
-            raw[c.name] = row[pos : pos + width]
-            pos += width
-    assert num_rows is not None
-    tops = _top_values(conn, [c for c in columns if c.kind == "categorical"])
+        for c, column in zip(batch, per_column, strict=True):
+            raw[c.name] = row[pos : pos + len(column)]
+            pos += len(column)
+    categorical = [c for c in columns if c.kind == "categorical"]
+    tops = _top_values(conn, categorical) if conn is not None else {}
     for c in columns:
         stats[c.name] = _column_stats(c, raw[c.name], num_rows, tops.get(c.sql))
     return {
@@ -534,14 +518,19 @@ def _numeric_psi(qa: list[float], qb: list[float]) -> float:
     b = np.maximum.accumulate(np.asarray(qb, dtype=float))
     edges = np.unique(a[::2])  # a's deciles; equal deciles merge into one edge
 
-    # Bins: below a's min, the point a's min, (e_i, e_i+1] for each decile, above a's max.
-    def shares(q: np.ndarray) -> np.ndarray:
-        cuts = np.concatenate(
-            [[0.0], _cdf(q, edges[:1], side="left"), _cdf(q, edges, side="right"), [1.0]]
-        )
-        return np.clip(np.diff(cuts), 0.0, 1.0)
+    # Fine bins: below the first edge, then for each edge the point itself and the open
+    # interval up to the next edge, then above the last edge.
+    def fine(q: np.ndarray) -> np.ndarray:
+        cuts = np.column_stack([_cdf(q, edges, side="left"), _cdf(q, edges, side="right")])
+        return np.clip(np.diff(np.concatenate([[0.0], cuts.ravel(), [1.0]])), 0.0, 1.0)
 
-    return _psi(shares(a), shares(b))
+    fine_a, fine_b = fine(a), fine(b)
+    if len(edges) > 1:
+        # A bin a leaves empty joins its neighbour: outside a's range, b's interpolated tails
+        # would put false mass there. A constant a keeps "below", "at" and "above" apart.
+        group = np.maximum(np.cumsum(fine_a > 0) - 1, 0)
+        fine_a, fine_b = np.bincount(group, fine_a), np.bincount(group, fine_b)
+    return _psi(fine_a, fine_b)
 
 
 def _categorical_psi(sa: dict[str, Any], sb: dict[str, Any]) -> float | None:

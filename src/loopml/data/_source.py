@@ -35,6 +35,7 @@ __all__ = [
     "io_threads",
     "open_source",
     "parallel_map",
+    "tabular_format",
 ]
 
 CHUNK_SIZE = 16 << 20
@@ -42,6 +43,27 @@ _CHUNKED_PREFIX = b"loopml-chunks-v1\0"
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+_TABULAR_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".csv.gz": "csv",
+    ".tsv.gz": "csv",
+    ".csv.zst": "csv",
+    ".tsv.zst": "csv",
+}
+
+
+def tabular_format(path: str) -> str | None:
+    """The profile format for a file name by suffix: "parquet", "csv" (.tsv, .gz, .zst too)."""
+    name = os.path.basename(os.fspath(path)).lower()
+    for suffix, fmt in _TABULAR_SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return fmt
+    return None
 
 
 def io_threads() -> int:
