@@ -155,4 +155,10 @@ def __getattr__(name: str) -> object:
         module = importlib.import_module(f"loopml.models.{name}")
         globals()[name] = module
         return module
+    if name == "data":  # ``loopml.data.log_dataset(...)`` after a bare ``import loopml``
+        import importlib
+
+        module = importlib.import_module("loopml.data")
+        globals()[name] = module
+        return module
     raise AttributeError(f"module 'loopml' has no attribute {name!r}")

@@ -13,14 +13,8 @@ import pandas as pd
 import pyarrow
 import pytest
 
-from loopml.data._rules import (
-    Check,
-    Column,
-    RuleFailure,
-    Rules,
-    ValidationResult,
-    validate,
-)
+from loopml.data._rules import Check, Column, Rules
+from loopml.data._validate import RuleFailure, ValidationResult, validate
 from loopml.errors import DataValidationFailed, InvalidInput
 
 NOW = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)

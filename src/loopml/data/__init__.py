@@ -50,7 +50,8 @@ from loopml.data._rest import RestDatasetStore
 from loopml.data._sql import SqlDatasetStore
 
 if TYPE_CHECKING:
-    from loopml.data._rules import Check, Column, RuleFailure, Rules, ValidationResult, validate
+    from loopml.data._rules import Check, Column, Rules
+    from loopml.data._validate import RuleFailure, ValidationResult, validate
 
 # Validation pulls in pandera (~0.3 s): loaded on first use, not by every `loopml data` command.
 _VALIDATION = frozenset(
@@ -62,7 +63,11 @@ def __getattr__(name: str) -> Any:
     if name in _VALIDATION:
         from loopml.data import _rules
 
-        return getattr(_rules, name)
+        if name in _rules.__all__:
+            return getattr(_rules, name)
+        from loopml.data import _validate
+
+        return getattr(_validate, name)
     raise AttributeError(f"module 'loopml.data' has no attribute {name!r}")
 
 

@@ -163,6 +163,7 @@ def load(ref: str, *, store: DatasetStore | None = None) -> pd.DataFrame:
     if len(formats) != 1 or None in formats:
         raise InvalidInput(f"{ref} is not tabular: load reads Parquet or CSV files of one kind")
     fmt = formats.pop()
+    assert fmt is not None
     with tempfile.TemporaryDirectory(prefix="loopml-load-") as tmp:
         restore(ref, tmp, store=s)
         paths = [os.path.join(tmp, *f.path.split("/")) for f in files]
@@ -191,7 +192,7 @@ def validate_dataset(
     data: Any, rules: Any, *, max_examples: int = 5, store: DatasetStore | None = None
 ) -> Any:
     """Check a DataFrame, Arrow table or dataset reference (``name@3``) against rules."""
-    from loopml.data._rules import validate
+    from loopml.data._validate import validate
 
     if isinstance(data, str):
         data = load(data, store=store)

@@ -343,7 +343,7 @@ class SqlDatasetStore(DatasetStore):
                             created_at=now,
                         )
                     )
-                    vid = result.inserted_primary_key[0]
+                    vid = result.inserted_primary_key[0]  # type: ignore[index]
                     conn.execute(
                         insert(dataset_files),
                         [
