@@ -53,9 +53,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id"),
         sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_version"),
     )
-    op.create_index(
-        "ix_dataset_versions_hash", "dataset_versions", ["dataset_id", "content_hash"]
-    )
+    op.create_index("ix_dataset_versions_hash", "dataset_versions", ["dataset_id", "content_hash"])
     op.create_index("ix_dataset_versions_run", "dataset_versions", ["run_id"])
     op.create_table(
         "dataset_files",
