@@ -79,7 +79,7 @@ def test_version_lifecycle_over_http(api: httpx.Client) -> None:
             "/datasets/x/versions",
             {"files": [{"path": "/etc/passwd", "size": 1, "digest": "a" * 64}], "chunk_size": 9},
             400,
-            "absolute",
+            "relative",
         ),
         ("POST", "/datasets/x/versions", {"files": [], "chunk_size": 1, "what": 1}, 400, "what"),
         ("POST", "/dataset-blobs/missing", {"digests": ["nothex"]}, 400, "digest"),

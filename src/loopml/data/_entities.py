@@ -18,11 +18,15 @@ __all__ = [
     "validate_alias",
     "validate_dataset_name",
     "validate_digest",
+    "validate_file_path",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,254}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_MAX_PATH_BYTES = 1024
+_MAX_NAME_BYTES = 255
 MODES = ("copy", "reference")
 
 
@@ -53,6 +57,27 @@ def validate_digest(digest: object) -> str:
     return digest
 
 
+def validate_file_path(path: object) -> str:
+    """Return ``path`` if it is a relative POSIX path that stays inside its folder.
+
+    Names may hold any printable character but ``/`` between parts and no ``\\``; ``.``,
+    ``..`` and empty parts, absolute paths and control characters are refused.
+    """
+    if not isinstance(path, str) or not path:
+        raise InvalidInput("a file path must be a non-empty string")
+    shown = repr(path[:200])
+    if len(path.encode("utf-8", "surrogatepass")) > _MAX_PATH_BYTES:
+        raise InvalidInput(f"file path {shown} is longer than {_MAX_PATH_BYTES} bytes")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path:
+        raise InvalidInput(f"file path {shown} holds a control character or a backslash")
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInput(f"file path {shown} must be relative, without '.', '..' or '//'")
+    if any(len(p.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES for p in parts):
+        raise InvalidInput(f"file path {shown} has a name longer than {_MAX_NAME_BYTES} bytes")
+    return path
+
+
 def parse_ref(ref: str) -> tuple[str, int | str | None]:
     """Split ``name``, ``name@3``, ``name@alias`` or ``name@latest`` into name and version."""
     if not isinstance(ref, str):
@@ -61,7 +86,7 @@ def parse_ref(ref: str) -> tuple[str, int | str | None]:
     validate_dataset_name(name)
     if not sep or version == "latest":
         return name, None
-    if version.isdigit():
+    if _DIGITS.fullmatch(version):
         number = int(version)
         if number < 1:
             raise InvalidInput(f"invalid dataset version in {ref!r}: versions start at 1")
@@ -102,8 +127,7 @@ class FileEntry:
         if unknown:
             raise InvalidInput(f"unknown file field(s): {', '.join(sorted(unknown))}")
         path, size, digest = data.get("path"), data.get("size"), data.get("digest")
-        if not isinstance(path, str) or not path:
-            raise InvalidInput("file 'path' must be a non-empty string")
+        path = validate_file_path(path)
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidInput(f"file 'size' of {path!r} must be a non-negative integer")
         chunks = data.get("chunks") or ()

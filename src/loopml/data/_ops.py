@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml.data._base import DatasetStore
-from loopml.data._entities import DatasetVersion, FileEntry, parse_ref
+from loopml.data._entities import DatasetVersion, FileEntry, parse_ref, validate_file_path
 from loopml.data._source import (
     CHUNK_SIZE,
     LocalSource,
@@ -26,7 +26,6 @@ from loopml.data._source import (
     tabular_format,
 )
 from loopml.errors import IntegrityError, InvalidInput, NotFound
-from loopml.store import validate_artifact_path
 
 __all__ = ["AddResult", "add_dataset", "restore_version"]
 
@@ -174,10 +173,12 @@ def _upload(
     if current:
         batches.append(current)
 
+    sizes = {f.path: f.size for f in files}
+
     def send(batch: list[tuple[str, str, int, int]]) -> None:
         blobs = []
         for digest, path, offset, length in batch:
-            data = source.read(path, offset, length)
+            data = source.read(path, offset, length, sizes[path])
             if len(data) != length or hash_bytes(data) != digest:
                 raise InvalidInput(f"file {path!r} changed while it was being added; add it again")
             blobs.append((digest, data))
@@ -204,10 +205,11 @@ def restore_version(
     name, number = parse_ref(ref)
     version = store.get_version(name, number)
     files = store.list_files(name, version.version)
+    for f in files:  # paths come from the store: they must stay inside ``out``
+        validate_file_path(f.path)
+        _check_pieces(version, f)
     target = Path(out).expanduser().resolve()
     _prepare_out(target, force)
-    for f in files:  # paths come from the store: they must stay inside ``out``
-        validate_artifact_path(f.path, allow_empty=False)
     if version.mode == "reference":
         _restore_reference(version, files, target)
     else:
@@ -215,11 +217,65 @@ def restore_version(
     return version, target
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.loopml-part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
+def _check_pieces(version: DatasetVersion, f: FileEntry) -> None:
+    step = version.chunk_size
+    if f.chunks and (step < 1 or len(f.chunks) != -(-f.size // step) or f.size <= step):
+        raise IntegrityError(f"{version.ref}: the chunks of {f.path!r} do not fit its size")
+
+
+def _piece_length(version: DatasetVersion, f: FileEntry, i: int) -> int:
+    return min(version.chunk_size, f.size - i * version.chunk_size) if f.chunks else f.size
+
+
+def _destination(out: Path, rel: str) -> Path:
+    """``out/rel``, its folders made; refused if any folder on the way is a symbolic link
+    (writing through one could land outside ``out``)."""
+    parts = rel.split("/")
+    folder = out
+    for part in parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise IntegrityError(f"refusing to write {rel!r}: {folder} is a symbolic link")
+        if not folder.exists():
+            folder.mkdir(exist_ok=True)
+        elif not folder.is_dir():
+            raise InvalidInput(f"cannot write {rel!r}: {folder} is a file")
+    dest = folder / parts[-1]
+    if dest.is_dir() and not dest.is_symlink():
+        raise InvalidInput(f"cannot write {rel!r}: {dest} is a folder")
+    return dest
+
+
+def _temp_beside(dest: Path) -> tuple[int, Path]:
+    """A new, exclusively created temporary file in ``dest``'s folder (never a link)."""
+    fd, name = tempfile.mkstemp(prefix=".lm-", suffix=".part", dir=dest.parent)
+    return fd, Path(name)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(f"short write at offset {offset}")
+        view = view[written:]
+        offset += written
+
+
+def _write_file(out: Path, f: FileEntry, fill: Any) -> None:
+    """Create ``f`` under ``out`` from ``fill(fd)`` under a temporary name; rename it into
+    place only once every byte is written."""
+    dest = _destination(out, f.path)
+    fd, tmp = _temp_beside(dest)
+    try:
+        os.ftruncate(fd, f.size)
+        fill(fd)
+        os.fchmod(fd, 0o644)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.replace(tmp, dest)
 
 
@@ -230,11 +286,10 @@ def _restore_blobs(
     big: list[FileEntry] = []
     for f in files:
         (big.append(f) if f.chunks else small[f.digest].append(f))
-    digests = list(small)
     batches: list[list[str]] = []
     current: list[str] = []
     size = 0
-    for d in digests:
+    for d in small:
         n = small[d][0].size
         if current and (size + n > _BATCH_BYTES or len(current) >= _BATCH_ITEMS):
             batches.append(current)
@@ -249,59 +304,49 @@ def _restore_blobs(
             for f in small[digest]:
                 if len(data) != f.size:
                     raise IntegrityError(f"blob {digest} of {f.path!r} has the wrong size")
-                _write_atomic(out / f.path, data)
+                _write_file(out, f, lambda fd, data=data: _write_all(fd, data, 0))
 
     parallel_map(fetch, batches)
     for f in big:
-        dest = out / f.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.loopml-part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.ftruncate(fd, f.size)
 
-            def piece(i: int, fd: int = fd, f: FileEntry = f) -> None:
-                for _digest, data in store.get_blobs([f.chunks[i]]):
-                    os.pwrite(fd, data, i * version.chunk_size)
+        def fill(fd: int, f: FileEntry = f) -> None:
+            def piece(i: int) -> None:
+                for digest, data in store.get_blobs([f.chunks[i]]):
+                    if len(data) != _piece_length(version, f, i):
+                        raise IntegrityError(f"blob {digest} of {f.path!r} has the wrong size")
+                    _write_all(fd, data, i * version.chunk_size)
 
             parallel_map(piece, list(range(len(f.chunks))))
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(tmp, dest)
+
+        _write_file(out, f, fill)
 
 
 def _restore_reference(version: DatasetVersion, files: Sequence[FileEntry], out: Path) -> None:
     assert version.source_uri is not None
-    source = open_source(version.source_uri)
     base = version.source_uri
+    try:
+        source = open_source(base)
+    except NotFound:
+        raise IntegrityError(f"{base} is gone since {version.ref} was recorded") from None
 
     def copy(f: FileEntry) -> None:
-        pieces = f.chunks or (f.digest,)
-        step = version.chunk_size
-        dest = out / f.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.loopml-part")
-        try:
-            with open(tmp, "wb") as fh:
-                for i, digest in enumerate(pieces):
-                    length = f.size if not f.chunks else min(step, f.size - i * step)
-                    try:
-                        data = source.read(f.path, i * step, length)
-                    except (FileNotFoundError, NotFound):
-                        raise IntegrityError(
-                            f"{f.path!r} under {base} is gone since {version.ref} was recorded"
-                        ) from None
-                    if len(data) != length or hash_bytes(data) != digest:
-                        raise IntegrityError(
-                            f"{f.path!r} under {base} changed since {version.ref} was recorded"
-                        )
-                    fh.write(data)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        def fill(fd: int) -> None:
+            for i, digest in enumerate(f.blobs):
+                length = _piece_length(version, f, i)
+                try:
+                    data = source.read(f.path, i * version.chunk_size, length, f.size)
+                except (FileNotFoundError, NotFound):
+                    raise IntegrityError(
+                        f"{f.path!r} under {base} is gone since {version.ref} was recorded"
+                    ) from None
+                except InvalidInput:  # its size is not the recorded one
+                    data = b""
+                if len(data) != length or hash_bytes(data) != digest:
+                    raise IntegrityError(
+                        f"{f.path!r} under {base} changed since {version.ref} was recorded"
+                    )
+                _write_all(fd, data, i * version.chunk_size)
+
+        _write_file(out, f, fill)
 
     parallel_map(copy, list(files))

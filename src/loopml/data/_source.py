@@ -10,9 +10,9 @@ a thread pool spreads hashing and reading over all cores; the disk is the limit,
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
-import stat
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 
 import blake3
 
-from loopml.data._entities import FileEntry
+from loopml.data._entities import FileEntry, validate_file_path
 from loopml.errors import InvalidInput, MissingDependency, NotFound, StoreError
-from loopml.store import validate_artifact_path
 
 __all__ = [
     "CHUNK_SIZE",
@@ -37,6 +36,8 @@ __all__ = [
     "parallel_map",
     "tabular_format",
 ]
+
+_log = logging.getLogger("loopml.data")
 
 CHUNK_SIZE = 16 << 20
 _CHUNKED_PREFIX = b"loopml-chunks-v1\0"
@@ -114,7 +115,8 @@ class Source:
     def list(self) -> list[_Listed]:
         raise NotImplementedError
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
+    def read(self, path: str, offset: int, length: int, size: int) -> bytes:
+        """``length`` bytes at ``offset`` of ``path``, whose listed size is ``size``."""
         raise NotImplementedError
 
 
@@ -123,14 +125,18 @@ class LocalSource(Source):
     recursively. Symbolic links to files are read; links to folders are not followed."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        full = Path(path).expanduser()
-        if not full.exists():
+        given = Path(path).expanduser().absolute()
+        if not given.exists():
             raise NotFound(f"no such file or folder: {os.fspath(path)!r}")
-        full = full.resolve()
-        self._single = full.is_file()
-        self.root = full.parent if self._single else full
-        self._name = full.name
-        self.uri = str(full)
+        self._single = given.is_file()
+        if self._single:  # a link to a file is recorded under the link's own name
+            self.root = given.parent.resolve()
+            self._name = given.name
+            self.uri = str(self.root / self._name)
+        else:
+            self.root = given.resolve()
+            self._name = ""
+            self.uri = str(self.root)
 
     def list(self) -> list[_Listed]:
         if self._single:
@@ -146,22 +152,32 @@ class LocalSource(Source):
                         stack.append((entry.path, rel + "/"))
                     elif entry.is_file(follow_symlinks=True):
                         out.append(_Listed(_checked(rel), entry.stat().st_size))
+                    else:
+                        _log.warning(
+                            "not versioned (a link to a folder, a broken link or not a"
+                            " regular file): %s",
+                            entry.path,
+                        )
         if not out:
             raise InvalidInput(f"folder {self.uri!r} holds no files")
         out.sort(key=lambda f: f.path)
         return out
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
+    def read(self, path: str, offset: int, length: int, size: int) -> bytes:
         full = os.path.join(self.root, *path.split("/"))
         fd = os.open(full, os.O_RDONLY)
         try:
-            if offset == 0 and length == os.fstat(fd).st_size:
+            if os.fstat(fd).st_size != size:
+                raise InvalidInput(f"file {path!r} changed while it was being read")
+            if offset == 0 and length == size:
                 with os.fdopen(os.dup(fd), "rb") as f:
-                    data = f.read()
+                    data = f.read(size + 1)
             else:
                 data = os.pread(fd, length, offset)
         finally:
             os.close(fd)
+        if len(data) != length:
+            raise InvalidInput(f"file {path!r} changed while it was being read")
         return data
 
     def file_path(self, path: str) -> str:
@@ -211,7 +227,7 @@ class FsspecSource(Source):
         out.sort(key=lambda f: f.path)
         return out
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
+    def read(self, path: str, offset: int, length: int, size: int) -> bytes:
         key = f"{self._base}/{path}"
         try:
             return bytes(self._fs.cat_file(key, start=offset, end=offset + length))
@@ -233,13 +249,9 @@ def open_source(uri: str | os.PathLike[str]) -> Source:
 
 def _checked(rel: str) -> str:
     try:
-        return validate_artifact_path(rel, allow_empty=False)
+        return validate_file_path(rel)
     except InvalidInput as exc:
-        raise InvalidInput(f"cannot version the file {rel!r}: {exc}") from None
-
-
-def _is_regular(path: str) -> bool:
-    return stat.S_ISREG(os.stat(path).st_mode)
+        raise InvalidInput(f"cannot version this file: {exc}") from None
 
 
 def hash_source(
@@ -258,7 +270,7 @@ def hash_source(
 
     def work(task: tuple[int, int, int]) -> str:
         i, offset, length = task
-        data = source.read(listed[i].path, offset, length)
+        data = source.read(listed[i].path, offset, length, listed[i].size)
         if len(data) != length:
             raise InvalidInput(f"file {listed[i].path!r} changed while it was being read")
         return hash_bytes(data)

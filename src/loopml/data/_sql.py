@@ -8,6 +8,9 @@ not one storage request per file) and garbage collection sweeps it.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,7 +18,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from loopml.data._base import DatasetStore
 from loopml.data._entities import (
@@ -27,12 +29,14 @@ from loopml.data._entities import (
     validate_alias,
     validate_dataset_name,
     validate_digest,
+    validate_file_path,
 )
 from loopml.data._source import hash_bytes, parallel_map
 from loopml.errors import (
     ArtifactNotFound,
     IntegrityError,
     InvalidInput,
+    InvalidState,
     NotFound,
 )
 from loopml.registry import validate_user
@@ -52,6 +56,9 @@ __all__ = ["SqlDatasetStore", "blob_path"]
 
 _BATCH = 500
 _MAX_TAGS = 100
+_MAX_PROFILE_BYTES = 16 << 20
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_MAX_GRACE_SECONDS = 10 * 365 * 86400.0
 
 
 def _now() -> int:
@@ -144,7 +151,9 @@ class SqlDatasetStore(DatasetStore):
             if row is None:
                 raise NotFound(f"dataset {ds.name!r} has no versions")
             return row
-        if isinstance(version, str) and version.isdigit():
+        if version == "latest":
+            return self._version_row(conn, ds, None)
+        if isinstance(version, str) and _DIGITS.fullmatch(version):
             version = int(version)
         if isinstance(version, str):
             validate_alias(version)
@@ -293,96 +302,85 @@ class SqlDatasetStore(DatasetStore):
         tag_values = check_tags(tags)
         user = validate_user(user_id)
         digest = content_hash(files)
+        profile_json = _profile_json(profile)
         now = _now()
-        for attempt in range(2):
-            try:
-                with self.db.write() as conn:
-                    ds = self._ensure_dataset(conn, name, now)
-                    found = conn.execute(
-                        select(dataset_versions).where(
-                            dataset_versions.c.dataset_id == ds.dataset_id,
-                            dataset_versions.c.content_hash == digest,
-                            dataset_versions.c.mode == mode,
-                        )
-                    ).all()
-                    same = [r for r in found if mode == "copy" or r.source_uri == source_uri]
-                    if same:
-                        row = max(same, key=lambda r: r.version)
-                        if run_id:
-                            self._link(conn, row.version_id, run_id, context, now)
-                        return self._entity(name, row, self._aliases(conn, ds.dataset_id)), False
-                    if mode == "copy":
-                        self._require_blobs(conn, {b for f in files for b in f.blobs})
-                    number = ds.last_version + 1
-                    conn.execute(
-                        update(datasets)
-                        .where(datasets.c.dataset_id == ds.dataset_id)
-                        .values(last_version=number, updated_at=now)
-                    )
-                    result = conn.execute(
-                        insert(dataset_versions).values(
-                            dataset_id=ds.dataset_id,
-                            version=number,
-                            content_hash=digest,
-                            mode=mode,
-                            source_uri=source_uri,
-                            chunk_size=chunk_size,
-                            num_files=len(files),
-                            size_bytes=sum(f.size for f in files),
-                            num_rows=num_rows,
-                            profile=None
-                            if profile is None
-                            else orjson.dumps(
-                                profile,
-                                option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
-                            ).decode(),
-                            description=description,
-                            tags=orjson.dumps(tag_values).decode(),
-                            run_id=run_id,
-                            created_by=user,
-                            created_at=now,
-                        )
-                    )
-                    vid = result.inserted_primary_key[0]  # type: ignore[index]
-                    conn.execute(
-                        insert(dataset_files),
-                        [
-                            {
-                                "version_id": vid,
-                                "path": f.path,
-                                "size": f.size,
-                                "digest": f.digest,
-                                "chunks": len(f.chunks) or 1,
-                            }
-                            for f in files
-                        ],
-                    )
-                    chunk_rows = [
-                        {"version_id": vid, "path": f.path, "idx": i, "digest": c}
-                        for f in files
-                        for i, c in enumerate(f.chunks)
-                    ]
-                    if chunk_rows:
-                        conn.execute(insert(dataset_chunks), chunk_rows)
-                    if run_id:
-                        self._link(conn, vid, run_id, context, now)
-                    row = conn.execute(
-                        select(dataset_versions).where(dataset_versions.c.version_id == vid)
-                    ).one()
-                    return self._entity(name, row, self._aliases(conn, ds.dataset_id)), True
-            except SqlIntegrityError:
-                if attempt:  # a concurrent writer won both times: report it plainly
-                    raise IntegrityError(
-                        f"dataset {name!r} was changed concurrently; try again"
-                    ) from None
-        raise AssertionError("unreachable")
+        with self.db.write() as conn:
+            ds = self._ensure_dataset(conn, name, now)
+            found = conn.execute(
+                select(dataset_versions).where(
+                    dataset_versions.c.dataset_id == ds.dataset_id,
+                    dataset_versions.c.content_hash == digest,
+                    dataset_versions.c.mode == mode,
+                )
+            ).all()
+            same = [r for r in found if mode == "copy" or r.source_uri == source_uri]
+            if same:
+                row = max(same, key=lambda r: r.version)
+                if run_id:
+                    self._link(conn, row.version_id, run_id, context, now)
+                return self._entity(name, row, self._aliases(conn, ds.dataset_id)), False
+            if mode == "copy":
+                sizes = self._require_blobs(conn, {b for f in files for b in f.blobs})
+                _check_blob_sizes(files, sizes, chunk_size)
+            number = ds.last_version + 1
+            conn.execute(
+                update(datasets)
+                .where(datasets.c.dataset_id == ds.dataset_id)
+                .values(last_version=number, updated_at=now)
+            )
+            result = conn.execute(
+                insert(dataset_versions).values(
+                    dataset_id=ds.dataset_id,
+                    version=number,
+                    content_hash=digest,
+                    mode=mode,
+                    source_uri=source_uri,
+                    chunk_size=chunk_size,
+                    num_files=len(files),
+                    size_bytes=sum(f.size for f in files),
+                    num_rows=num_rows,
+                    profile=profile_json,
+                    description=description,
+                    tags=orjson.dumps(tag_values).decode(),
+                    run_id=run_id,
+                    created_by=user,
+                    created_at=now,
+                )
+            )
+            vid = result.inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                insert(dataset_files),
+                [
+                    {
+                        "version_id": vid,
+                        "path": f.path,
+                        "size": f.size,
+                        "digest": f.digest,
+                        "chunks": len(f.chunks) or 1,
+                    }
+                    for f in files
+                ],
+            )
+            chunk_rows = [
+                {"version_id": vid, "path": f.path, "idx": i, "digest": c}
+                for f in files
+                for i, c in enumerate(f.chunks)
+            ]
+            if chunk_rows:
+                conn.execute(insert(dataset_chunks), chunk_rows)
+            if run_id:
+                self._link(conn, vid, run_id, context, now)
+            row = conn.execute(
+                select(dataset_versions).where(dataset_versions.c.version_id == vid)
+            ).one()
+            return self._entity(name, row, self._aliases(conn, ds.dataset_id)), True
 
     def _ensure_dataset(self, conn: Connection, name: str, now: int) -> Any:
-        row = conn.execute(
-            select(datasets)
-            .where(datasets.c.workspace == self.workspace, datasets.c.name == name)
-            .with_for_update()
-        ).first()
+        """The dataset's row, locked (created first if absent; concurrent creators agree)."""
+        query = select(datasets).where(
+            datasets.c.workspace == self.workspace, datasets.c.name == name
+        )
+        row = conn.execute(query.with_for_update()).first()
         if row is not None:
             return row
         if (
@@ -393,27 +391,41 @@ class SqlDatasetStore(DatasetStore):
         ):
             raise NotFound(f"workspace {self.workspace!r} does not exist")
         conn.execute(
-            insert(datasets).values(
+            self._insert_ignore(datasets).values(
                 workspace=self.workspace, name=name, created_at=now, updated_at=now
             )
         )
-        return self._dataset_row(conn, name)
+        return conn.execute(query.with_for_update()).one()
 
-    def _require_blobs(self, conn: Connection, digests: set[str]) -> None:
+    def _insert_ignore(self, table: Any) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` in this database's dialect."""
+        if self.db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+
+    def _require_blobs(self, conn: Connection, digests: set[str]) -> dict[str, int]:
+        """The sizes of these stored blobs; ``IntegrityError`` if any is not stored."""
         wanted = sorted(digests)
-        known: set[str] = set()
+        known: dict[str, int] = {}
         for part in _batches(wanted):
-            known.update(
-                conn.execute(
-                    select(dataset_blobs.c.digest).where(dataset_blobs.c.digest.in_(part))
-                ).scalars()
+            rows = conn.execute(  # locked: garbage collection cannot mark them until commit
+                select(dataset_blobs.c.digest, dataset_blobs.c.size)
+                .where(dataset_blobs.c.digest.in_(part), dataset_blobs.c.deleting.is_(False))
+                .order_by(dataset_blobs.c.digest)
+                .with_for_update(read=True)
             )
+            known.update((r.digest, r.size) for r in rows)
         absent = [d for d in wanted if d not in known]
         if absent:
             raise IntegrityError(
                 f"{len(absent)} blob(s) of this version are not stored (first: {absent[0]});"
                 " upload them before creating the version"
             )
+        return known
 
     def _link(
         self, conn: Connection, version_id: int, run_id: str, context: str, now: int
@@ -602,64 +614,90 @@ class SqlDatasetStore(DatasetStore):
     # -- blobs -----------------------------------------------------------------------------
     def missing_blobs(self, digests: Sequence[str]) -> set[str]:
         wanted = sorted({validate_digest(d) for d in digests})
-        known: set[str] = set()
         if not wanted:
             return set()
+        known: set[str] = set()
         now = _now()
         with self.db.write() as conn:
             for part in _batches(wanted):
-                present = list(
+                live = list(
                     conn.execute(
-                        select(dataset_blobs.c.digest).where(dataset_blobs.c.digest.in_(part))
+                        select(dataset_blobs.c.digest)
+                        .where(
+                            dataset_blobs.c.digest.in_(part), dataset_blobs.c.deleting.is_(False)
+                        )
+                        .order_by(dataset_blobs.c.digest)
+                        .with_for_update()
                     ).scalars()
                 )
-                if present:  # an upload is about to reference these: spare them from gc
+                if live:  # an upload is about to reference these: spare them from gc
                     conn.execute(
                         update(dataset_blobs)
-                        .where(dataset_blobs.c.digest.in_(present))
+                        .where(dataset_blobs.c.digest.in_(live))
                         .values(touched_at=now)
                     )
-                known.update(present)
+                known.update(live)
         return {d for d in wanted if d not in known}
 
     def put_blobs(self, blobs: Sequence[tuple[str, bytes]]) -> None:
-        checked: dict[str, int] = {}
+        data_by_digest: dict[str, bytes] = {}
         for digest, data in blobs:
             validate_digest(digest)
             if hash_bytes(data) != digest:
                 raise IntegrityError(f"blob {digest} does not match its content")
-            checked[digest] = len(data)
-        if not checked:
+            data_by_digest[digest] = data
+        digests = sorted(data_by_digest)
+        if not digests:
             return
-        written: set[str] = set()
-        for digest, data in blobs:
-            if digest not in written:
-                self.artifacts.put_bytes(data, blob_path(digest))
-                written.add(digest)
+        # A blob garbage collection is deleting is written only once its row is gone, so the
+        # collector's file deletion can never remove the new copy.
+        self._wait_not_deleting(digests)
+        for digest in digests:
+            self.artifacts.put_bytes(data_by_digest[digest], blob_path(digest))
         now = _now()
         with self.db.write() as conn:
-            items = sorted(checked.items())
-            for part in _batches(items):
-                present = set(
-                    conn.execute(
-                        select(dataset_blobs.c.digest).where(
-                            dataset_blobs.c.digest.in_([d for d, _ in part])
-                        )
-                    ).scalars()
+            for part in _batches(digests):
+                conn.execute(
+                    self._insert_ignore(dataset_blobs),
+                    [
+                        {
+                            "digest": d,
+                            "size": len(data_by_digest[d]),
+                            "created_at": now,
+                            "touched_at": now,
+                        }
+                        for d in part
+                    ],
                 )
-                fresh = [
-                    {"digest": d, "size": n, "created_at": now, "touched_at": now}
-                    for d, n in part
-                    if d not in present
-                ]
-                if fresh:
-                    conn.execute(insert(dataset_blobs), fresh)
-                if present:
-                    conn.execute(
-                        update(dataset_blobs)
-                        .where(dataset_blobs.c.digest.in_(present))
-                        .values(touched_at=now)
+                conn.execute(
+                    update(dataset_blobs)
+                    .where(dataset_blobs.c.digest.in_(part), dataset_blobs.c.deleting.is_(False))
+                    .values(touched_at=now)
+                )
+
+    def _wait_not_deleting(self, digests: Sequence[str], timeout: float = 60.0) -> None:
+        """Wait until no row of ``digests`` is being deleted by garbage collection."""
+        deadline = time.monotonic() + timeout
+        while True:
+            busy: list[str] = []
+            with self.db.read() as conn:
+                for part in _batches(digests):
+                    busy.extend(
+                        conn.execute(
+                            select(dataset_blobs.c.digest).where(
+                                dataset_blobs.c.digest.in_(part),
+                                dataset_blobs.c.deleting.is_(True),
+                            )
+                        ).scalars()
                     )
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise InvalidState(
+                    f"blob {busy[0]} is being garbage-collected; if no `loopml gc` is running,"
+                    " run it again to finish an interrupted collection, then retry"
+                )
+            time.sleep(0.05)
 
     def get_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
         for digest in digests:
@@ -672,18 +710,16 @@ class SqlDatasetStore(DatasetStore):
                 raise IntegrityError(f"blob {digest} is corrupt: its content does not match")
             yield digest, data
 
-    def blob_size(self, digest: str) -> int | None:
-        """The recorded size of a stored blob, or ``None``."""
-        with self.db.read() as conn:
-            return conn.execute(
-                select(dataset_blobs.c.size).where(
-                    dataset_blobs.c.digest == validate_digest(digest)
-                )
-            ).scalar()
-
     def collect_garbage(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcReport:
-        if not isinstance(grace_seconds, int | float) or grace_seconds < 0:
-            raise InvalidInput("grace_seconds must be a non-negative number")
+        if (
+            isinstance(grace_seconds, bool)
+            or not isinstance(grace_seconds, int | float)
+            or not math.isfinite(grace_seconds)
+            or not 0 <= grace_seconds <= _MAX_GRACE_SECONDS
+        ):
+            raise InvalidInput(
+                f"grace_seconds must be a number from 0 to {_MAX_GRACE_SECONDS:.0f} (ten years)"
+            )
         cutoff = _now() - int(grace_seconds * 1000)
         unreferenced = and_(
             dataset_blobs.c.touched_at < cutoff,
@@ -693,7 +729,9 @@ class SqlDatasetStore(DatasetStore):
         with self.db.read() as conn:
             total = conn.execute(select(func.count()).select_from(dataset_blobs)).scalar() or 0
             candidates = conn.execute(
-                select(dataset_blobs.c.digest, dataset_blobs.c.size).where(unreferenced)
+                select(dataset_blobs.c.digest, dataset_blobs.c.size)
+                .where(unreferenced)
+                .order_by(dataset_blobs.c.digest)
             ).all()
         if dry_run:
             return GcReport(
@@ -704,14 +742,25 @@ class SqlDatasetStore(DatasetStore):
             )
         deleted: list[tuple[str, int]] = []
         for part in _batches(candidates):
-            with self.db.write() as conn:  # re-checked under the write lock: a new reference wins
-                rows = conn.execute(
-                    delete(dataset_blobs)
+            # 1. mark (re-checked under the write lock: a new reference or touch wins) ...
+            with self.db.write() as conn:
+                marked = conn.execute(
+                    update(dataset_blobs)
                     .where(dataset_blobs.c.digest.in_([c.digest for c in part]), unreferenced)
+                    .values(deleting=True)
                     .returning(dataset_blobs.c.digest, dataset_blobs.c.size)
                 ).all()
-            deleted.extend((r.digest, r.size) for r in rows)
-            parallel_map(lambda d: self.artifacts.delete(blob_path(d)), [d for d, _ in rows])
+            # 2. ... delete the files (uploads of these blobs wait meanwhile) ...
+            parallel_map(self._delete_blob_file, [r.digest for r in marked])
+            # 3. ... then the rows, after which uploads may store the blobs afresh.
+            with self.db.write() as conn:
+                conn.execute(
+                    delete(dataset_blobs).where(
+                        dataset_blobs.c.digest.in_([r.digest for r in marked]),
+                        dataset_blobs.c.deleting.is_(True),
+                    )
+                )
+            deleted.extend((r.digest, r.size) for r in marked)
         return GcReport(
             deleted_blobs=len(deleted),
             deleted_bytes=sum(n for _, n in deleted),
@@ -719,15 +768,42 @@ class SqlDatasetStore(DatasetStore):
             dry_run=False,
         )
 
+    def _delete_blob_file(self, digest: str) -> None:
+        with contextlib.suppress(ArtifactNotFound):
+            self.artifacts.delete(blob_path(digest))
+
+
+def _profile_json(profile: Mapping[str, Any] | None) -> str | None:
+    """A profile as JSON text, or ``InvalidInput`` if it is not plain JSON or too large."""
+    if profile is None:
+        return None
+    try:
+        text = orjson.dumps(profile, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise InvalidInput(f"profile is not plain JSON: {exc}") from None
+    if len(text) > _MAX_PROFILE_BYTES:
+        raise InvalidInput(f"profile is larger than {_MAX_PROFILE_BYTES >> 20} MiB")
+    return text
+
+
+def _check_blob_sizes(files: Sequence[FileEntry], sizes: Mapping[str, int], step: int) -> None:
+    """Every file's blobs add up to it: a whole-file blob has its size, chunks are full but
+    for the last."""
+    for f in files:
+        for i, digest in enumerate(f.blobs):
+            want = min(step, f.size - i * step) if f.chunks else f.size
+            if sizes[digest] != want:
+                raise InvalidInput(
+                    f"file {f.path!r}: blob {digest} holds {sizes[digest]} bytes, not {want}"
+                )
+
 
 def _check_file(f: FileEntry, chunk_size: int) -> None:
     if not isinstance(f, FileEntry):
         raise InvalidInput("files must be FileEntry records")
     from loopml.data._source import chunked_digest
-    from loopml.store import validate_artifact_path
 
-    if validate_artifact_path(f.path, allow_empty=False) != f.path:
-        raise InvalidInput(f"file path {f.path!r} is not normalised")
+    validate_file_path(f.path)
     if f.chunks:
         expected = -(-f.size // chunk_size)
         if f.size <= chunk_size or len(f.chunks) != expected:

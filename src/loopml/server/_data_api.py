@@ -78,7 +78,7 @@ class ValidateBody(_Body):
 def _version(ref: str) -> int | str | None:
     if ref == "latest":
         return None
-    return int(ref) if ref.isdigit() else ref
+    return int(ref) if ref.isascii() and ref.isdigit() and len(ref) <= 9 else ref
 
 
 def _number(store: DatasetStore, name: str, ref: str) -> int:
@@ -207,6 +207,11 @@ def diff(name: str, a: str, b: str, store: Store) -> dict[str, Any]:
 def validate(name: str, ref: str, body: ValidateBody, store: Store) -> dict[str, Any]:
     """Check a tabular version against rules (the YAML form as text or an object)."""
     rules = ld.Rules.from_dict(_rules_object(body.rules))
+    if store.get_version(name, _version(ref)).mode == "reference":
+        raise InvalidInput(
+            "a reference-mode version is read where its data lives: validate it with the SDK"
+            " or CLI on a machine that can read it (the server reads no client-named location)"
+        )
     result = ld.validate_dataset(
         f"{name}@{ref}", rules, max_examples=body.max_examples, store=store
     )

@@ -477,13 +477,15 @@ class DatasetInput(Base):
 class DatasetBlob(Base):
     """A content-addressed blob known to be in the artifact store (shared by every workspace);
     ``touched_at`` is the last time an upload found or wrote it, so garbage collection can
-    spare blobs an upload in flight is about to reference."""
+    spare blobs an upload in flight is about to reference; ``deleting`` marks a blob garbage
+    collection is removing (uploads treat it as absent and wait for the row to go)."""
 
     __tablename__ = "dataset_blobs"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     touched_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    deleting: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
 
 
 workspaces: Table = cast(Table, Workspace.__table__)

@@ -106,6 +106,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("touched_at", sa.BigInteger(), nullable=False),
+        sa.Column("deleting", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("digest"),
     )
 
