@@ -183,3 +183,24 @@ def test_reference_versions_are_not_validated_by_the_server(
     )
     assert resp.status_code == 400 and "reference" in resp.json()["message"]
     os.unlink(csv)
+
+
+def test_a_pack_goes_only_when_all_its_blobs_are_garbage(tmp_path: Path) -> None:
+    store = _sqlite(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        (src / name).write_bytes(name.encode() * 10)
+    add_dataset(store, src, "p")
+    pack = store.blob_location(hash_bytes(b"a" * 10))[0]
+    assert pack.endswith(".pack") and store.blob_location(hash_bytes(b"c" * 10))[0] == pack
+    (src / "c").unlink()
+    add_dataset(store, src, "p")  # v2 shares a and b with v1
+    store.delete_version("p", 1)
+    assert store.collect_garbage(grace_seconds=0).deleted_blobs == 1  # c
+    assert store.artifacts.exists(pack)
+    restore_version(store, "p@2", tmp_path / "out")
+    assert (tmp_path / "out" / "b").read_bytes() == b"b" * 10
+    store.delete_version("p", 2)
+    assert store.collect_garbage(grace_seconds=0).deleted_blobs == 2
+    assert not store.artifacts.exists(pack)

@@ -4,24 +4,24 @@ reference mode, and corrupt or missing blobs detected."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pytest
 
 import loopml.data as ld
+from loopml.data import SqlDatasetStore
 from loopml.data._ops import add_dataset, restore_version
 from loopml.data._source import chunked_digest, hash_bytes
-from loopml.data._sql import blob_path
 from loopml.errors import IntegrityError, InvalidInput, NotFound
-from loopml.store import ArtifactStore
 
 
-def _artifacts(store: Any, tmp_path: Path) -> ArtifactStore:
-    """The artifact store holding the blobs (the server's own one for the REST backend)."""
+def _sql_view(store: Any, tmp_path: Path) -> SqlDatasetStore:
+    """The SQL store behind ``store`` (the server's own one for the REST backend)."""
     if store.kind == "rest":
-        return ArtifactStore(tmp_path / "server0" / "artifacts")
-    return store.artifacts
+        root = tmp_path / "server0"
+        return SqlDatasetStore(f"sqlite:///{root / 'loopml.db'}", str(root / "artifacts"))
+    return cast(SqlDatasetStore, store)
 
 
 def test_add_restore_and_no_change_readd(
@@ -134,18 +134,21 @@ def test_delete_version_keeps_shared_blobs_and_gc_removes_the_rest(
     add_dataset(dstore, src, "g")
     (src / "only-in-v2").write_bytes(b"v2 only")
     add_dataset(dstore, src, "g")
-    arts = _artifacts(dstore, tmp_path)
+    view = _sql_view(dstore, tmp_path)
     v2_only = hash_bytes(b"v2 only")
+    where = view.blob_location(v2_only)[0]
     dstore.delete_version("g", 2)
     assert [v.version for v in dstore.list_versions("g")] == [1]
     # nothing is collected inside the grace period
     assert dstore.collect_garbage(grace_seconds=3600).deleted_blobs == 0
     dry = dstore.collect_garbage(grace_seconds=0, dry_run=True)
-    assert dry.deleted_blobs == 1 and dry.dry_run and arts.exists(blob_path(v2_only))
+    assert dry.deleted_blobs == 1 and dry.dry_run and view.artifacts.exists(where)
     report = dstore.collect_garbage(grace_seconds=0)
     assert report.deleted_blobs == 1 and report.deleted_bytes == len(b"v2 only")
     assert report.kept_blobs == 5
-    assert not arts.exists(blob_path(v2_only))
+    assert not view.artifacts.exists(where)
+    with pytest.raises(NotFound):
+        view.blob_location(v2_only)
     restore_version(dstore, "g@1", tmp_path / "out")  # v1's shared blobs survived
     assert same_tree(make_tree(tmp_path / "again", 5), tmp_path / "out")
     # a new version number is never reused
@@ -160,13 +163,15 @@ def test_corrupt_and_missing_blobs_are_detected(dstore: Any, tmp_path: Path) -> 
     (src / "a.txt").write_bytes(b"alpha")
     (src / "b.txt").write_bytes(b"beta")
     add_dataset(dstore, src, "c")
-    arts = _artifacts(dstore, tmp_path)
-    arts.put_bytes(b"tampered", blob_path(hash_bytes(b"alpha")))
+    view = _sql_view(dstore, tmp_path)
+    path, offset, size = view.blob_location(hash_bytes(b"alpha"))
+    packed = bytearray(view.artifacts.read_bytes(path))
+    packed[offset] ^= 0xFF  # one flipped bit in storage
+    view.artifacts.put_bytes(bytes(packed), path)
     with pytest.raises(IntegrityError, match="corrupt"):
         restore_version(dstore, "c@1", tmp_path / "o1")
     assert not (tmp_path / "o1" / "a.txt").exists()  # nothing half-written under its name
-    arts.delete(blob_path(hash_bytes(b"beta")))
-    arts.put_bytes(b"alpha", blob_path(hash_bytes(b"alpha")))
+    view.artifacts.delete(view.blob_location(hash_bytes(b"beta"))[0])
     with pytest.raises(IntegrityError, match="missing"):
         restore_version(dstore, "c@1", tmp_path / "o2")
 

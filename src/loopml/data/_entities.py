@@ -27,6 +27,8 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _MAX_PATH_BYTES = 1024
 _MAX_NAME_BYTES = 255
+_BAD_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\\\]")
+_BAD_PATH_PARTS = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")
 MODES = ("copy", "reference")
 
 
@@ -65,16 +67,21 @@ def validate_file_path(path: object) -> str:
     """
     if not isinstance(path, str) or not path:
         raise InvalidInput("a file path must be a non-empty string")
-    shown = repr(path[:200])
-    if len(path.encode("utf-8", "surrogatepass")) > _MAX_PATH_BYTES:
-        raise InvalidInput(f"file path {shown} is longer than {_MAX_PATH_BYTES} bytes")
-    if any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path:
-        raise InvalidInput(f"file path {shown} holds a control character or a backslash")
-    parts = path.split("/")
-    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise InvalidInput(f"file path {shown} must be relative, without '.', '..' or '//'")
-    if any(len(p.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES for p in parts):
-        raise InvalidInput(f"file path {shown} has a name longer than {_MAX_NAME_BYTES} bytes")
+    if (
+        len(path) > _MAX_PATH_BYTES // 4
+        and len(path.encode("utf-8", "surrogatepass")) > _MAX_PATH_BYTES
+    ):
+        raise InvalidInput(f"file path {path[:200]!r} is longer than {_MAX_PATH_BYTES} bytes")
+    if _BAD_PATH_CHARS.search(path):
+        raise InvalidInput(f"file path {path[:200]!r} holds a control character or a backslash")
+    if path[0] == "/" or _BAD_PATH_PARTS.search(path):
+        raise InvalidInput(f"file path {path[:200]!r} must be relative, without '.', '..' or '//'")
+    if len(path) > _MAX_NAME_BYTES // 4 and any(
+        len(p.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES for p in path.split("/")
+    ):
+        raise InvalidInput(
+            f"file path {path[:200]!r} has a name longer than {_MAX_NAME_BYTES} bytes"
+        )
     return path
 
 

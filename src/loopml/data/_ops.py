@@ -116,7 +116,8 @@ def add_dataset(
                 raise InvalidInput("reference mode needs a path or s3:// URI, not in-memory data")
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="loopml-data-"))
             source = open_source(_frame_to_parquet(data, tmp))
-        files = hash_source(source, chunk_size=chunk_size)
+        kept: dict[str, bytes] = {}
+        files = hash_source(source, chunk_size=chunk_size, keep=kept)
         from loopml.data._source import content_hash
 
         found = None if reference else store.find_version(name, content_hash(files))
@@ -124,7 +125,7 @@ def add_dataset(
         if found is None:
             stats = _profile(source, files) if profile else None
             if not reference:
-                uploaded = _upload(store, source, files, chunk_size)
+                uploaded = _upload(store, source, files, chunk_size, kept)
         else:
             stats = found.profile
         version, created = store.create_version(
@@ -149,7 +150,11 @@ def add_dataset(
 
 
 def _upload(
-    store: DatasetStore, source: Source, files: Sequence[FileEntry], chunk_size: int
+    store: DatasetStore,
+    source: Source,
+    files: Sequence[FileEntry],
+    chunk_size: int,
+    kept: Mapping[str, bytes],
 ) -> tuple[int, int]:
     wanted = {b for f in files for b in f.blobs}
     missing = store.missing_blobs(sorted(wanted))
@@ -178,9 +183,13 @@ def _upload(
     def send(batch: list[tuple[str, str, int, int]]) -> None:
         blobs = []
         for digest, path, offset, length in batch:
-            data = source.read(path, offset, length, sizes[path])
-            if len(data) != length or hash_bytes(data) != digest:
-                raise InvalidInput(f"file {path!r} changed while it was being added; add it again")
+            data = kept.get(digest)  # the very bytes that were hashed
+            if data is None:
+                data = source.read(path, offset, length, sizes[path])
+                if len(data) != length or hash_bytes(data) != digest:
+                    raise InvalidInput(
+                        f"file {path!r} changed while it was being added; add it again"
+                    )
             blobs.append((digest, data))
         store.put_blobs(blobs)
 

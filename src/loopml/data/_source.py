@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +42,11 @@ __all__ = [
 _log = logging.getLogger("loopml.data")
 
 CHUNK_SIZE = 16 << 20
+# Hashing keeps the bytes of small files for the upload (bounded), instead of reading twice.
+KEEP_BUDGET = 256 << 20
+KEEP_MAX_FILE = 1 << 20
+_GROUP_FILES = 64
+_GROUP_BYTES = 4 << 20
 _CHUNKED_PREFIX = b"loopml-chunks-v1\0"
 
 T = TypeVar("T")
@@ -111,6 +118,9 @@ class Source:
     """Files under a root: ``list()`` them, ``read`` a byte range of one."""
 
     uri: str
+    # Threads that pay off: local reads of small files are bound by Python's own work (the
+    # GIL), so a few; remote reads wait on the network, so many.
+    threads: int = 32
 
     def list(self) -> list[_Listed]:
         raise NotImplementedError
@@ -123,6 +133,8 @@ class Source:
 class LocalSource(Source):
     """A local file (its folder is the root, its name the only path) or a folder, walked
     recursively. Symbolic links to files are read; links to folders are not followed."""
+
+    threads = min(8, 2 * (os.cpu_count() or 1))
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         given = Path(path).expanduser().absolute()
@@ -164,16 +176,11 @@ class LocalSource(Source):
         return out
 
     def read(self, path: str, offset: int, length: int, size: int) -> bytes:
-        full = os.path.join(self.root, *path.split("/"))
-        fd = os.open(full, os.O_RDONLY)
+        fd = os.open(os.path.join(self.root, path), os.O_RDONLY)
         try:
             if os.fstat(fd).st_size != size:
                 raise InvalidInput(f"file {path!r} changed while it was being read")
-            if offset == 0 and length == size:
-                with os.fdopen(os.dup(fd), "rb") as f:
-                    data = f.read(size + 1)
-            else:
-                data = os.pread(fd, length, offset)
+            data = os.pread(fd, length, offset)
         finally:
             os.close(fd)
         if len(data) != length:
@@ -255,34 +262,60 @@ def _checked(rel: str) -> str:
 
 
 def hash_source(
-    source: Source, *, chunk_size: int = CHUNK_SIZE, threads: int | None = None
+    source: Source,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    threads: int | None = None,
+    keep: dict[str, bytes] | None = None,
+    keep_budget: int = KEEP_BUDGET,
 ) -> list[FileEntry]:
-    """Hash every file of ``source`` in parallel; big files are hashed piece by piece."""
+    """Hash every file of ``source`` in parallel; big files are hashed piece by piece.
+
+    When ``keep`` is given, the bytes of small files are kept in it by digest (up to
+    ``keep_budget`` bytes in all), so an upload sends exactly what was hashed without reading
+    the file again.
+    """
     listed = source.list()
-    tasks: list[tuple[int, int, int]] = []  # (file index, offset, length)
+    tasks: list[list[tuple[int, int, int]]] = []  # groups of (file index, offset, length)
+    group: list[tuple[int, int, int]] = []
+    group_bytes = 0
     for i, f in enumerate(listed):
-        if f.size <= chunk_size:
-            tasks.append((i, 0, f.size))
-        else:
+        if f.size > chunk_size:
             tasks.extend(
-                (i, off, min(chunk_size, f.size - off)) for off in range(0, f.size, chunk_size)
+                [(i, off, min(chunk_size, f.size - off))] for off in range(0, f.size, chunk_size)
             )
+            continue
+        group.append((i, 0, f.size))  # small files travel in groups: fewer tasks to schedule
+        group_bytes += f.size
+        if len(group) >= _GROUP_FILES or group_bytes >= _GROUP_BYTES:
+            tasks.append(group)
+            group, group_bytes = [], 0
+    if group:
+        tasks.append(group)
+    budget = [keep_budget if keep is not None else 0]
+    lock = threading.Lock()
 
-    def work(task: tuple[int, int, int]) -> str:
-        i, offset, length = task
-        data = source.read(listed[i].path, offset, length, listed[i].size)
-        if len(data) != length:
-            raise InvalidInput(f"file {listed[i].path!r} changed while it was being read")
-        return hash_bytes(data)
+    def work(task: list[tuple[int, int, int]]) -> list[tuple[int, int, str]]:
+        out = []
+        for i, offset, length in task:
+            data = source.read(listed[i].path, offset, length, listed[i].size)
+            digest = hash_bytes(data)
+            if keep is not None and length == listed[i].size and length <= KEEP_MAX_FILE:
+                with lock:
+                    if budget[0] >= length:
+                        budget[0] -= length
+                        keep[digest] = data
+            out.append((i, offset, digest))
+        return out
 
-    digests = parallel_map(work, tasks, threads)
+    pieces: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for result in parallel_map(work, tasks, threads or source.threads):
+        for i, offset, digest in result:
+            pieces[i].append((offset, digest))
     out: list[FileEntry] = []
-    pos = 0
-    for f in listed:
-        n = 1 if f.size <= chunk_size else -(-f.size // chunk_size)
-        parts = digests[pos : pos + n]
-        pos += n
-        if n == 1:
+    for i, f in enumerate(listed):
+        parts = [d for _, d in sorted(pieces[i])]
+        if f.size <= chunk_size:
             out.append(FileEntry(f.path, f.size, parts[0]))
         else:
             out.append(FileEntry(f.path, f.size, chunked_digest(parts), tuple(parts)))

@@ -12,6 +12,7 @@ import contextlib
 import math
 import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -52,10 +53,13 @@ from loopml.store.tables import (
     workspaces,
 )
 
-__all__ = ["SqlDatasetStore", "blob_path"]
+__all__ = ["PACK_MAX_BLOB", "SqlDatasetStore", "blob_path", "pack_path"]
 
 _BATCH = 500
 _MAX_TAGS = 100
+# Blobs up to this size are written together, one pack file per upload batch: adding 10,000
+# small files writes a few dozen files to the artifact store, not 10,000 (S3: PUT requests).
+PACK_MAX_BLOB = 1 << 20
 _MAX_PROFILE_BYTES = 16 << 20
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _MAX_GRACE_SECONDS = 10 * 365 * 86400.0
@@ -66,8 +70,13 @@ def _now() -> int:
 
 
 def blob_path(digest: str) -> str:
-    """Where a blob lives under the artifact root."""
-    return f"datasets/blobs/{digest[:2]}/{digest[2:4]}/{digest}"
+    """Where a blob stored as its own file lives under the artifact root."""
+    return f"datasets/blobs/{digest[:2]}/{digest}"
+
+
+def pack_path(pack: str) -> str:
+    """Where a pack of small blobs lives under the artifact root."""
+    return f"datasets/packs/{pack[:2]}/{pack}.pack"
 
 
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
@@ -652,27 +661,42 @@ class SqlDatasetStore(DatasetStore):
         # A blob garbage collection is deleting is written only once its row is gone, so the
         # collector's file deletion can never remove the new copy.
         self._wait_not_deleting(digests)
-        for digest in digests:
-            self.artifacts.put_bytes(data_by_digest[digest], blob_path(digest))
         now = _now()
-        with self.db.write() as conn:
+        with self.db.write() as conn:  # already stored: touch, do not write again
+            stored: set[str] = set()
             for part in _batches(digests):
+                stored.update(
+                    conn.execute(
+                        update(dataset_blobs)
+                        .where(
+                            dataset_blobs.c.digest.in_(part), dataset_blobs.c.deleting.is_(False)
+                        )
+                        .values(touched_at=now)
+                        .returning(dataset_blobs.c.digest)
+                    ).scalars()
+                )
+        fresh = [d for d in digests if d not in stored]
+        small = [d for d in fresh if len(data_by_digest[d]) <= PACK_MAX_BLOB]
+        rows: list[dict[str, Any]] = []
+        if len(small) > 1:
+            pack = uuid.uuid4().hex  # never reused, so a pack file is written exactly once
+            offset = 0
+            for d in small:
+                size = len(data_by_digest[d])
+                rows.append({"digest": d, "size": size, "pack": pack, "offset": offset})
+                offset += size
+            self.artifacts.put_bytes(b"".join(data_by_digest[d] for d in small), pack_path(pack))
+        loose = [d for d in fresh if not rows or d not in set(small)]
+        for d in loose:
+            self.artifacts.put_bytes(data_by_digest[d], blob_path(d))
+            rows.append(
+                {"digest": d, "size": len(data_by_digest[d]), "pack": None, "offset": None}
+            )
+        with self.db.write() as conn:
+            for part in _batches(rows):
                 conn.execute(
                     self._insert_ignore(dataset_blobs),
-                    [
-                        {
-                            "digest": d,
-                            "size": len(data_by_digest[d]),
-                            "created_at": now,
-                            "touched_at": now,
-                        }
-                        for d in part
-                    ],
-                )
-                conn.execute(
-                    update(dataset_blobs)
-                    .where(dataset_blobs.c.digest.in_(part), dataset_blobs.c.deleting.is_(False))
-                    .values(touched_at=now)
+                    [{**r, "created_at": now, "touched_at": now} for r in part],
                 )
 
     def _wait_not_deleting(self, digests: Sequence[str], timeout: float = 60.0) -> None:
@@ -700,15 +724,60 @@ class SqlDatasetStore(DatasetStore):
             time.sleep(0.05)
 
     def get_blobs(self, digests: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-        for digest in digests:
-            validate_digest(digest)
+        wanted = [validate_digest(d) for d in digests]
+        where: dict[str, tuple[str | None, int | None, int]] = {}
+        with self.db.read() as conn:
+            for part in _batches(sorted(set(wanted))):
+                for r in conn.execute(
+                    select(
+                        dataset_blobs.c.digest,
+                        dataset_blobs.c.pack,
+                        dataset_blobs.c.offset,
+                        dataset_blobs.c.size,
+                    ).where(dataset_blobs.c.digest.in_(part))
+                ):
+                    where[r.digest] = (r.pack, r.offset, r.size)
+        by_pack: dict[str, list[str]] = defaultdict(list)
+        for d in wanted:
+            pack = where.get(d, (None, None, 0))[0]
+            if pack is not None:
+                by_pack[pack].append(d)
+        packed: dict[str, bytes] = {}
+        for pack, members in by_pack.items():
+            members = sorted(set(members))
+            ranges = [(int(where[d][1] or 0), where[d][2]) for d in members]
             try:
-                data = self.artifacts.read_bytes(blob_path(digest))
+                packed.update(
+                    zip(members, self.artifacts.read_ranges(pack_path(pack), ranges), strict=True)
+                )
             except ArtifactNotFound:
-                raise IntegrityError(f"blob {digest} is missing from the artifact store") from None
+                raise IntegrityError(
+                    f"blob {members[0]} is missing from the artifact store (pack {pack})"
+                ) from None
+        for digest in wanted:
+            data = packed.get(digest)
+            if data is None:
+                try:
+                    data = self.artifacts.read_bytes(blob_path(digest))
+                except ArtifactNotFound:
+                    raise IntegrityError(
+                        f"blob {digest} is missing from the artifact store"
+                    ) from None
             if hash_bytes(data) != digest:
                 raise IntegrityError(f"blob {digest} is corrupt: its content does not match")
             yield digest, data
+
+    def blob_location(self, digest: str) -> tuple[str, int, int]:
+        """Where a stored blob's bytes are: (artifact path, offset, size)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(dataset_blobs).where(dataset_blobs.c.digest == validate_digest(digest))
+            ).first()
+        if row is None:
+            raise NotFound(f"blob {digest} is not stored")
+        if row.pack is None:
+            return blob_path(digest), 0, row.size
+        return pack_path(row.pack), int(row.offset), row.size
 
     def collect_garbage(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcReport:
         if (
@@ -750,9 +819,21 @@ class SqlDatasetStore(DatasetStore):
                     .values(deleting=True)
                     .returning(dataset_blobs.c.digest, dataset_blobs.c.size)
                 ).all()
-            # 2. ... delete the files (uploads of these blobs wait meanwhile) ...
-            parallel_map(self._delete_blob_file, [r.digest for r in marked])
-            # 3. ... then the rows, after which uploads may store the blobs afresh.
+            # 2. ... delete the files of blobs stored alone (uploads of these blobs wait) ...
+            with self.db.read() as conn:
+                packs = dict(
+                    conn.execute(
+                        select(dataset_blobs.c.digest, dataset_blobs.c.pack).where(
+                            dataset_blobs.c.digest.in_([r.digest for r in marked])
+                        )
+                    ).all()
+                )
+            parallel_map(
+                self._delete_blob_file, [r.digest for r in marked if packs.get(r.digest) is None]
+            )
+            # 3. ... then the rows, after which uploads may store the blobs afresh; a pack no
+            # row names any more is deleted (new rows only ever name new packs).
+            touched = sorted({p for p in packs.values() if p is not None})
             with self.db.write() as conn:
                 conn.execute(
                     delete(dataset_blobs).where(
@@ -760,6 +841,12 @@ class SqlDatasetStore(DatasetStore):
                         dataset_blobs.c.deleting.is_(True),
                     )
                 )
+                still_used = set(
+                    conn.execute(
+                        select(dataset_blobs.c.pack).where(dataset_blobs.c.pack.in_(touched))
+                    ).scalars()
+                )
+            parallel_map(self._delete_pack_file, [p for p in touched if p not in still_used])
             deleted.extend((r.digest, r.size) for r in marked)
         return GcReport(
             deleted_blobs=len(deleted),
@@ -771,6 +858,10 @@ class SqlDatasetStore(DatasetStore):
     def _delete_blob_file(self, digest: str) -> None:
         with contextlib.suppress(ArtifactNotFound):
             self.artifacts.delete(blob_path(digest))
+
+    def _delete_pack_file(self, pack: str) -> None:
+        with contextlib.suppress(ArtifactNotFound):
+            self.artifacts.delete(pack_path(pack))
 
 
 def _profile_json(profile: Mapping[str, Any] | None) -> str | None:

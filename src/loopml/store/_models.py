@@ -478,7 +478,9 @@ class DatasetBlob(Base):
     """A content-addressed blob known to be in the artifact store (shared by every workspace);
     ``touched_at`` is the last time an upload found or wrote it, so garbage collection can
     spare blobs an upload in flight is about to reference; ``deleting`` marks a blob garbage
-    collection is removing (uploads treat it as absent and wait for the row to go)."""
+    collection is removing (uploads treat it as absent and wait for the row to go). Small blobs
+    live at ``offset`` inside a ``pack`` file written by one upload batch; ``pack`` is null for
+    a blob stored as its own file."""
 
     __tablename__ = "dataset_blobs"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -486,6 +488,9 @@ class DatasetBlob(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     touched_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     deleting: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    pack: Mapped[str | None] = mapped_column(String(64))
+    offset: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_dataset_blobs_pack", "pack"),)
 
 
 workspaces: Table = cast(Table, Workspace.__table__)

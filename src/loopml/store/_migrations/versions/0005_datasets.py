@@ -107,8 +107,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("touched_at", sa.BigInteger(), nullable=False),
         sa.Column("deleting", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("pack", sa.String(length=64), nullable=True),
+        sa.Column("offset", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("digest"),
     )
+    op.create_index("ix_dataset_blobs_pack", "dataset_blobs", ["pack"])
 
 
 def downgrade() -> None:
