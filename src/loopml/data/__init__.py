@@ -46,10 +46,10 @@ from loopml.data._fluent import (
 from loopml.data._frames import decode_blobs, encode_blobs
 from loopml.data._ops import AddResult, restore_version
 from loopml.data._resolve import get_dataset_store
-from loopml.data._rest import RestDatasetStore
 from loopml.data._sql import SqlDatasetStore
 
 if TYPE_CHECKING:
+    from loopml.data._rest import RestDatasetStore
     from loopml.data._rules import Check, Column, Rules
     from loopml.data._validate import RuleFailure, ValidationResult, validate
 
@@ -60,6 +60,10 @@ _VALIDATION = frozenset(
 
 
 def __getattr__(name: str) -> Any:
+    if name == "RestDatasetStore":  # the HTTP client: loaded when a server is used
+        from loopml.data._rest import RestDatasetStore
+
+        return RestDatasetStore
     if name in _VALIDATION:
         from loopml.data import _rules
 

@@ -40,7 +40,6 @@ from loopml.errors import (
     InvalidState,
     NotFound,
 )
-from loopml.registry import validate_user
 from loopml.store import ArtifactStore, Database, open_database, resolve_artifact_store
 from loopml.store.tables import (
     dataset_aliases,
@@ -308,6 +307,8 @@ class SqlDatasetStore(DatasetStore):
             raise InvalidInput("profile must be an object")
         _check_text(description, "description")
         _check_text(context, "context", 64)
+        from loopml.registry import validate_user  # the registry's rule for user ids
+
         tag_values = check_tags(tags)
         user = validate_user(user_id)
         digest = content_hash(files)
