@@ -38,6 +38,18 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
+def _busy(text: str, *, quiet: bool) -> Any:
+    """A spinner on stderr while long work runs (nothing for --json or when not a terminal)."""
+    import contextlib
+
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if quiet or not err.is_terminal:
+        return contextlib.nullcontext()
+    return err.status(text)
+
+
 @cli.group(cls=_Group)
 def data() -> None:
     """Dataset versions: add, get, diff, validate, aliases."""
@@ -69,17 +81,18 @@ def data_add(
     """Version the file, folder or s3:// prefix PATH as dataset NAME."""
     from loopml.data import add
 
-    result = add(
-        path,
-        name,
-        reference=reference,
-        description=description,
-        tags=_pairs(tags, "--tag"),
-        aliases=aliases,
-        run_id=run_id,
-        profile=not no_profile,
-        store=_store(tracking_uri),
-    )
+    with _busy(f"versioning {path} as {name}", quiet=as_json):
+        result = add(
+            path,
+            name,
+            reference=reference,
+            description=description,
+            tags=_pairs(tags, "--tag"),
+            aliases=aliases,
+            run_id=run_id,
+            profile=not no_profile,
+            store=_store(tracking_uri),
+        )
     if as_json:
         out = result.to_dict()
         out.pop("profile", None)
@@ -195,7 +208,8 @@ def data_get(ref: str, out: str, force: bool, tracking_uri: str | None, as_json:
     from loopml.data import restore_version
 
     started = time.perf_counter()
-    v, target = restore_version(_store(tracking_uri), ref, out, force=force)
+    with _busy(f"restoring {ref}", quiet=as_json):
+        v, target = restore_version(_store(tracking_uri), ref, out, force=force)
     seconds = time.perf_counter() - started
     if as_json:
         _print_json(
