@@ -20,6 +20,8 @@ class DatasetStore(ABC):
     """
 
     workspace: str
+    # Concurrent transfers that pay off for this store (uploads and restores).
+    threads: int = 8
 
     @abstractmethod
     def for_workspace(self, workspace: str) -> DatasetStore:

@@ -193,7 +193,7 @@ def _upload(
             blobs.append((digest, data))
         store.put_blobs(blobs)
 
-    parallel_map(send, batches)
+    parallel_map(send, batches, store.threads)
     return len(pieces), sum(p[3] for p in pieces)
 
 
@@ -315,7 +315,7 @@ def _restore_blobs(
                     raise IntegrityError(f"blob {digest} of {f.path!r} has the wrong size")
                 _write_file(out, f, lambda fd, data=data: _write_all(fd, data, 0))
 
-    parallel_map(fetch, batches)
+    parallel_map(fetch, batches, store.threads)
     for f in big:
 
         def fill(fd: int, f: FileEntry = f) -> None:
@@ -325,7 +325,7 @@ def _restore_blobs(
                         raise IntegrityError(f"blob {digest} of {f.path!r} has the wrong size")
                     _write_all(fd, data, i * version.chunk_size)
 
-            parallel_map(piece, list(range(len(f.chunks))))
+            parallel_map(piece, list(range(len(f.chunks))), store.threads)
 
         _write_file(out, f, fill)
 

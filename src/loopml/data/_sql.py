@@ -130,6 +130,9 @@ class SqlDatasetStore(DatasetStore):
         self.db = open_database(database) if isinstance(database, str) else database
         self.artifacts = resolve_artifact_store(artifacts)
         self.workspace = workspace
+        # Local writes contend for the GIL and SQLite's write lock: a few threads; S3 waits on
+        # the network: many.
+        self.threads = 16 if self.artifacts.root.startswith("s3://") else 4
 
     def for_workspace(self, workspace: str) -> SqlDatasetStore:
         return SqlDatasetStore(self.db, self.artifacts, workspace=workspace)
