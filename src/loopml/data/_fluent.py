@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,9 +47,10 @@ def _store(store: DatasetStore | None) -> DatasetStore:
 
 
 def _active_run_id() -> str | None:
-    from loopml.tracking import active_run
-
-    run = active_run()
+    fluent = sys.modules.get("loopml.tracking._fluent")
+    if fluent is None:  # tracking never loaded: no run can be active (and no need to load it)
+        return None
+    run = fluent.active_run()
     return None if run is None else run.info.run_id
 
 
