@@ -10,6 +10,7 @@ LoopmlError
 ├── AlreadyExists(LoopmlError)                             409  RESOURCE_ALREADY_EXISTS
 ├── InvalidState(LoopmlError, RuntimeError)                409  INVALID_STATE
 ├── IntegrityError(LoopmlError)                            409  INTEGRITY_ERROR
+│   └── BlobsNotStored                                     409  BLOBS_NOT_STORED
 ├── DataValidationFailed(LoopmlError)                      422  DATA_VALIDATION_FAILED
 ├── Overloaded(LoopmlError)                                503  TEMPORARILY_UNAVAILABLE
 ├── StoreError(LoopmlError)                                500  INTERNAL_ERROR
@@ -28,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "ArtifactNotFound",
+    "BlobsNotStored",
     "DataValidationFailed",
     "ERRORS_BY_CODE",
     "ExperimentNotFound",
@@ -112,6 +114,13 @@ class IntegrityError(LoopmlError):
 
     code = "INTEGRITY_ERROR"
     http_status = 409
+
+
+class BlobsNotStored(IntegrityError):
+    """A dataset version names blobs the store does not hold (or is garbage-collecting):
+    upload them and try again."""
+
+    code = "BLOBS_NOT_STORED"
 
 
 class DataValidationFailed(LoopmlError):

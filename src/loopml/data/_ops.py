@@ -25,13 +25,14 @@ from loopml.data._source import (
     parallel_map,
     tabular_format,
 )
-from loopml.errors import IntegrityError, InvalidInput, NotFound
+from loopml.errors import BlobsNotStored, IntegrityError, InvalidInput, NotFound
 
 __all__ = ["AddResult", "add_dataset", "restore_version"]
 
 # Small blobs travel in batches of at most this many bytes / items (one request each).
 _BATCH_BYTES = 8 << 20
 _BATCH_ITEMS = 256
+_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,20 +129,30 @@ def add_dataset(
                 uploaded = _upload(store, source, files, chunk_size, kept)
         else:
             stats = found.profile
-        version, created = store.create_version(
-            name,
-            files,
-            mode="reference" if reference else "copy",
-            source_uri=source.uri if reference else None,
-            chunk_size=chunk_size,
-            num_rows=None if stats is None else stats.get("num_rows"),
-            profile=stats,
-            description=description,
-            tags=tags,
-            run_id=run_id,
-            context=context,
-            user_id=user_id,
-        )
+        for attempt in range(_ATTEMPTS):
+            try:
+                version, created = store.create_version(
+                    name,
+                    files,
+                    mode="reference" if reference else "copy",
+                    source_uri=source.uri if reference else None,
+                    chunk_size=chunk_size,
+                    num_rows=None if stats is None else stats.get("num_rows"),
+                    profile=stats,
+                    description=description,
+                    tags=tags,
+                    run_id=run_id,
+                    context=context,
+                    user_id=user_id,
+                )
+                break
+            except BlobsNotStored:
+                # Garbage collection took blobs this upload found stored (possible only with a
+                # grace period shorter than the upload): send what is missing now, and retry.
+                if reference or attempt == _ATTEMPTS - 1:
+                    raise
+                more = _upload(store, source, files, chunk_size, kept)
+                uploaded = (uploaded[0] + more[0], uploaded[1] + more[1])
     for alias in aliases:
         store.set_alias(name, alias, version.version)
     if aliases:

@@ -23,7 +23,14 @@ from sqlalchemy import Connection, and_, delete, exists, func, select, update
 
 from loopml.data._entities import FileEntry, GcReport, validate_digest
 from loopml.data._source import hash_bytes, parallel_map
-from loopml.errors import ArtifactNotFound, IntegrityError, InvalidInput, InvalidState, NotFound
+from loopml.errors import (
+    ArtifactNotFound,
+    BlobsNotStored,
+    IntegrityError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+)
 from loopml.store import ArtifactStore, Database
 from loopml.store.tables import dataset_blobs, dataset_chunks, dataset_files
 
@@ -99,7 +106,7 @@ class SqlBlobIndex:
             known.update((r.digest, r.size) for r in rows)
         absent = [d for d in wanted if d not in known]
         if absent:
-            raise IntegrityError(
+            raise BlobsNotStored(
                 f"{len(absent)} blob(s) of this version are not stored (first: {absent[0]});"
                 " upload them before creating the version"
             )
