@@ -21,7 +21,7 @@ from loopml.data._frames import decode_blobs, encode_blobs
 from loopml.data._source import hash_bytes
 from loopml.errors import IntegrityError
 from loopml.registry import validate_user
-from loopml.tracking import RestTrackingStore
+from loopml.tracking import RestRoutes
 
 __all__ = ["RestDatasetStore"]
 
@@ -32,39 +32,8 @@ def _dataset(data: Mapping[str, Any]) -> Dataset:
     return Dataset(**data)
 
 
-class RestDatasetStore(DatasetStore):
+class RestDatasetStore(RestRoutes, DatasetStore):
     """Talks to a loopml server over the tracking store's connection pool."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        workspace: str = "default",
-        token: str | None = None,
-        timeout: float = 60.0,
-        _http: RestTrackingStore | None = None,
-    ) -> None:
-        self.base_url = url.rstrip("/")
-        self.workspace = workspace
-        self._token = token
-        self._timeout = timeout
-        self._owns_http = _http is None
-        self._http = _http or RestTrackingStore(
-            url, workspace=workspace, token=token, timeout=timeout
-        )
-
-    def for_workspace(self, workspace: str) -> RestDatasetStore:
-        return RestDatasetStore(
-            self.base_url,
-            workspace=workspace,
-            token=self._token,
-            timeout=self._timeout,
-            _http=self._http.for_workspace(workspace),
-        )
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
 
     def _call(self, method: str, route: str, body: Any = None, params: Any = None) -> Any:
         return self._http.request(method, route, body=body, params=params)

@@ -21,7 +21,7 @@ from loopml.serving._deployments import (
     validate_variants,
 )
 from loopml.serving._service import VariantSpec
-from loopml.tracking import RestTrackingStore
+from loopml.tracking import RestRoutes
 
 __all__ = ["RestDeploymentStore"]
 
@@ -42,40 +42,9 @@ def _user(user_id: str | None) -> str:
     return validate_user(user_id)
 
 
-class RestDeploymentStore(DeploymentStore):
+class RestDeploymentStore(RestRoutes, DeploymentStore):
     """Talks to a loopml server's ``/api/v1/deployments`` routes over the tracking store's
     connection pool (same server, token and workspace)."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        workspace: str = "default",
-        token: str | None = None,
-        timeout: float = 60.0,
-        _http: RestTrackingStore | None = None,
-    ) -> None:
-        self.base_url = url.rstrip("/")
-        self.workspace = workspace
-        self._token = token
-        self._timeout = timeout
-        self._owns_http = _http is None  # else it is shared: its owner closes it
-        self._http = _http or RestTrackingStore(
-            url, workspace=workspace, token=token, timeout=timeout
-        )
-
-    def for_workspace(self, workspace: str) -> RestDeploymentStore:
-        return RestDeploymentStore(
-            self.base_url,
-            workspace=workspace,
-            token=self._token,
-            timeout=self._timeout,
-            _http=self._http.for_workspace(workspace),
-        )
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
 
     def _call(self, method: str, route: str, body: Any = None) -> Any:
         return self._http.request(method, "/deployments" + route, body=body)

@@ -63,7 +63,7 @@ from loopml.tracking._fluent import (
 )
 from loopml.tracking._logged_models import LoggedModel, LoggedModelStore
 from loopml.tracking._resolve import get_store, resolve_tracking_uri
-from loopml.tracking._rest import RestTrackingStore
+from loopml.tracking._rest import RestRoutes, RestTrackingStore
 from loopml.tracking._sql import SqlTrackingStore
 
 MlflowClient = Client  # MLflow's name, so `MlflowClient()` code ports unchanged
@@ -80,6 +80,7 @@ __all__ = [
     "MlflowClient",
     "PagedList",
     "Param",
+    "RestRoutes",
     "RestTrackingStore",
     "Run",
     "RunBatch",

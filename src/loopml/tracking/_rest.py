@@ -6,7 +6,7 @@ import os
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -28,7 +28,7 @@ from loopml.tracking._entities import (
 )
 from loopml.tracking._validation import int_field, validate_batch, validate_run_id
 
-__all__ = ["RestTrackingStore"]
+__all__ = ["RestRoutes", "RestTrackingStore"]
 
 _live: weakref.WeakSet[RestTrackingStore] = weakref.WeakSet()
 
@@ -393,3 +393,42 @@ class RestTrackingStore(TrackingStore):
         except httpx.TransportError as exc:
             raise self._transport_error(exc) from exc
         self._decode(resp)
+
+
+class RestRoutes:
+    """Base of another capability's REST store: the same server, token and workspace as the
+    tracking client, over its connection pool (shared when given as ``_http``, then its owner
+    closes it)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        workspace: str = "default",
+        token: str | None = None,
+        timeout: float = 60.0,
+        _http: RestTrackingStore | None = None,
+    ) -> None:
+        self.base_url = url.rstrip("/")
+        self.workspace = workspace
+        self._token = token
+        self._timeout = timeout
+        self._owns_http = _http is None
+        self._http = _http or RestTrackingStore(
+            url, workspace=workspace, token=token, timeout=timeout
+        )
+
+    def for_workspace(self, workspace: str) -> Self:
+        """The same store seen from another workspace."""
+        return type(self)(
+            self.base_url,
+            workspace=workspace,
+            token=self._token,
+            timeout=self._timeout,
+            _http=self._http.for_workspace(workspace),
+        )
+
+    def close(self) -> None:
+        """Close the connection pool if this store opened it."""
+        if self._owns_http:
+            self._http.close()
