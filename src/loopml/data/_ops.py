@@ -195,14 +195,17 @@ def _upload(
         blobs = []
         for digest, path, offset, length in batch:
             data = kept.get(digest)  # the very bytes that were hashed
-            if data is None:
+            if data is None:  # read again: the store checks each blob against its digest
                 data = source.read(path, offset, length, sizes[path])
-                if len(data) != length or hash_bytes(data) != digest:
-                    raise InvalidInput(
-                        f"file {path!r} changed while it was being added; add it again"
-                    )
             blobs.append((digest, data))
-        store.put_blobs(blobs)
+        try:
+            store.put_blobs(blobs)
+        except IntegrityError:  # a blob is not what was hashed: its file changed meanwhile
+            paths = sorted({path for _, path, _, _ in batch})
+            raise InvalidInput(
+                f"file {paths[0]!r} (or another of this batch) changed while it was being"
+                " added; add it again"
+            ) from None
 
     parallel_map(send, batches, store.threads)
     return len(pieces), sum(p[3] for p in pieces)
