@@ -317,3 +317,33 @@ def make_tree() -> Any:
 def same_tree() -> Any:
     """``same_tree(a, b)``: both folders hold the same files with the same bytes."""
     return _same_tree
+
+
+# -- Redis -------------------------------------------------------------------------------------
+def _redis_available() -> str | None:
+    try:
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).ping()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"Redis on 127.0.0.1:6379 is not reachable: {exc}"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis online-store URI under a key prefix of this test's own (its keys removed after)."""
+    reason = _redis_available()
+    if reason:
+        if IN_CI:
+            pytest.fail(reason + " (CI=true: Redis is required)")
+        pytest.skip(reason)
+    import redis
+
+    prefix = f"loopml_t_{uuid.uuid4().hex[:12]}:"
+    yield f"redis://127.0.0.1:6379/0?prefix={prefix}"
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.unlink(*keys)
+    client.close()

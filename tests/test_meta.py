@@ -10,6 +10,7 @@ import pytest
 import loopml
 import loopml.cli
 import loopml.data
+import loopml.features
 import loopml.models
 import loopml.registry
 import loopml.server
@@ -29,6 +30,7 @@ LAYERS = {
     "models": 2,
     "monitoring": 2,
     "data": 2,
+    "features": 2,
     "abtest": 2,
     "client": 3,
     "serving": 3,
@@ -43,6 +45,7 @@ LAYERS = {
         loopml,
         loopml.tracking,
         loopml.data,
+        loopml.features,
         loopml.registry,
         loopml.models,
         loopml.store,
@@ -186,7 +189,7 @@ def test_layering() -> None:
         for mod in _imports(path):
             parts = mod.split(".")
             if parts[0] != "loopml" or len(parts) < 2:
-                sql_users = ("store", "tracking", "registry", "serving", "data")
+                sql_users = ("store", "tracking", "registry", "serving", "data", "features")
                 if parts[0] == "sqlalchemy" and own not in sql_users:
                     problems.append(f"{path.name}: only store/ and the SQL stores use SQLAlchemy")
                 continue

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         default=None,
         description="Prediction log root; a path or fsspec URL; default <home>/predictions.",
     )
+    online_store_uri: str | None = Field(
+        default=None,
+        description="Online feature store: sqlite:///path or redis://host:port/db[?prefix=p]; "
+        "default sqlite:///<home>/online.db.",
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
     workspace: str = Field(default="default", description="Workspace of new objects and queries.")
     experiment_name: str | None = Field(
@@ -126,6 +131,13 @@ class Settings(BaseSettings):
         if self.artifact_uri:
             return self.artifact_uri
         return str(self.home.expanduser().resolve() / "artifacts")
+
+    @property
+    def resolved_online_store_uri(self) -> str:
+        """The online feature store URI, defaulting to SQLite under ``home``."""
+        if self.online_store_uri:
+            return self.online_store_uri
+        return f"sqlite:///{self.home.expanduser().resolve() / 'online.db'}"
 
 
 def _environ_overrides() -> dict[str, Any]:

@@ -493,6 +493,55 @@ class DatasetBlob(Base):
     __table_args__ = (Index("ix_dataset_blobs_pack", "pack"),)
 
 
+class FeatureObject(Base):
+    """A feature-registry object (entity, feature view, on-demand view, service) of a workspace;
+    ``version`` is its current version, ``deleted_at`` set once it was removed (its versions
+    stay readable)."""
+
+    __tablename__ = "feature_objects"
+    object_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    spec_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("workspace", "kind", "name", name="uq_feature_objects_name"),
+    )
+
+
+class FeatureObjectVersion(Base):
+    """One version of a feature-registry object: its JSON spec and the spec's hash."""
+
+    __tablename__ = "feature_object_versions"
+    object_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("feature_objects.object_id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[str] = mapped_column(Text, nullable=False)
+    spec_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class FeatureViewState(Base):
+    """Materialization state of a feature view: the watermark (µs since the epoch) up to which
+    rows are online, the statistics of the last run, and an unfinished run's checkpoint."""
+
+    __tablename__ = "feature_view_state"
+    object_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("feature_objects.object_id", ondelete="CASCADE"), primary_key=True
+    )
+    watermark: Mapped[int | None] = mapped_column(BigInteger)
+    stats: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    checkpoint: Mapped[str | None] = mapped_column(Text)
+    materialized_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -519,3 +568,6 @@ dataset_chunks: Table = cast(Table, DatasetChunk.__table__)
 dataset_aliases: Table = cast(Table, DatasetAlias.__table__)
 dataset_inputs: Table = cast(Table, DatasetInput.__table__)
 dataset_blobs: Table = cast(Table, DatasetBlob.__table__)
+feature_objects: Table = cast(Table, FeatureObject.__table__)
+feature_object_versions: Table = cast(Table, FeatureObjectVersion.__table__)
+feature_view_state: Table = cast(Table, FeatureViewState.__table__)

@@ -1,0 +1,652 @@
+"""``FeatureStore``: Feast's entry point over loopml's registry, offline joins and online store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopml.errors import InvalidInput, NotFound
+from loopml.features._definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+)
+from loopml.features._materialize import MaterializeResult, encode_keys, materialize_view
+from loopml.features._odfv import input_names, run_odfv
+from loopml.features._offline import RetrievalJob
+from loopml.features._online import OnlineStore, open_online_store
+from loopml.features._refs import Resolved, resolve
+from loopml.features._registry import Catalog, Plan, SqlFeatureRegistry
+
+__all__ = ["FeatureStore", "OnlineResponse", "to_utc_us"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_utc_us(value: Any, what: str) -> int:
+    """A datetime (naive means UTC), pandas Timestamp or ISO string as µs since the epoch."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"{what} {value!r} is not an ISO 8601 date-time") from None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime):
+        raise InvalidInput(f"{what} must be a datetime")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _iso(us: int) -> str:
+    return (_EPOCH + dt.timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_PRESENT, _MISSING, _EXPIRED = 0, 1, 2
+_STATUS = {_MISSING: "NOT_FOUND", _EXPIRED: "OUTSIDE_MAX_AGE"}
+
+
+class OnlineResponse:
+    """Online feature values, column-major as in Feast: join keys first, then features in the
+    order requested. Statuses and timestamps are worked out only when asked for."""
+
+    def __init__(
+        self,
+        keys: dict[str, list[Any]],
+        names: list[str],
+        values: list[list[Any]],
+        states: list[tuple[list[int] | None, list[int]]],
+    ) -> None:
+        self._keys = keys
+        self._names = names
+        self._values = values
+        self._states = states  # per feature: (row states or None when all present, timestamps)
+
+    def to_dict(self, include_event_timestamps: bool = False) -> dict[str, list[Any]]:
+        """``{column: [value per entity row]}``; unknown entities give None."""
+        out: dict[str, list[Any]] = dict(self._keys)
+        for name, vals in zip(self._names, self._values, strict=True):
+            out[name] = vals
+        if include_event_timestamps:
+            for name, (states, stamps) in zip(self._names, self._states, strict=True):
+                out[f"{name}__ts"] = [
+                    0 if states is not None and states[i] == _MISSING else s // 1_000_000
+                    for i, s in enumerate(stamps)
+                ]
+        return out
+
+    def to_df(self, include_event_timestamps: bool = False) -> pd.DataFrame:
+        """The values as a DataFrame, one row per entity row."""
+        return pd.DataFrame(self.to_dict(include_event_timestamps))
+
+    def _statuses(self, j: int) -> list[str]:
+        states, _ = self._states[j]
+        vals = self._values[j]
+        out = []
+        for i, v in enumerate(vals):
+            state = _PRESENT if states is None else states[i]
+            if state != _PRESENT:
+                out.append(_STATUS[state])
+            else:
+                out.append("NULL_VALUE" if v is None else "PRESENT")
+        return out
+
+    @property
+    def statuses(self) -> dict[str, list[str]]:
+        """Per feature and row: PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE or NULL_VALUE."""
+        return {name: self._statuses(j) for j, name in enumerate(self._names)}
+
+    def to_feast_json(self) -> dict[str, Any]:
+        """The body Feast's feature server returns from ``/get-online-features``."""
+        results = []
+        for vals in self._keys.values():
+            results.append(
+                {
+                    "values": vals,
+                    "statuses": ["PRESENT"] * len(vals),
+                    "event_timestamps": ["1970-01-01T00:00:00Z"] * len(vals),
+                }
+            )
+        for j, vals in enumerate(self._values):
+            states, stamps = self._states[j]
+            results.append(
+                {
+                    "values": vals,
+                    "statuses": self._statuses(j),
+                    "event_timestamps": [
+                        _iso(0 if states is not None and states[i] == _MISSING else s)
+                        for i, s in enumerate(stamps)
+                    ],
+                }
+            )
+        return {
+            "metadata": {"feature_names": list(self._keys) + list(self._names)},
+            "results": results,
+        }
+
+
+class _OnlinePlan:
+    """A feature list resolved for online reads: cached per feature list and catalog."""
+
+    def __init__(
+        self, store: FeatureStore, catalog: Catalog, resolved: Resolved, full: bool
+    ) -> None:
+        self.resolved = resolved
+        self.names = resolved.names(full)
+        self.keys: list[str] = []
+        self.key_types: dict[str, Any] = {}
+        self.views: list[tuple[str, list[str], list[str], float | None, str]] = []
+        for view_name, features in resolved.views.items():
+            view = catalog.view(view_name)
+            if not view.online:
+                raise InvalidInput(f"feature view {view_name!r} is not online (online=False)")
+            vkeys: list[str] = view._join_keys  # type: ignore[attr-defined]
+            for k in vkeys:
+                if k not in self.key_types:
+                    self.keys.append(k)
+                    self.key_types[k] = view.join_key_types[k]  # type: ignore[attr-defined]
+            table = store._table(view_name)
+            read = store.online.reader(table, features)
+            self.views.append((view_name, features, vkeys, view.ttl_seconds, read))
+        self.odfvs = [(catalog.odfvs[n], outs) for n, outs in resolved.odfvs.items()]
+        self.request_fields = list(resolved.request_fields)
+
+
+def _check_key(value: Any, key: str, kind: str) -> Any:
+    if kind.startswith("Int"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind == "String":
+        if isinstance(value, str):
+            return value
+    elif value is not None:
+        return value
+    raise InvalidInput(f"entity key {key!r} must be {kind}, got {value!r}")
+
+
+class FeatureStore:
+    """Feature definitions, training sets and online values on the configured loopml home.
+
+    ``FeatureStore()`` uses the metadata database of the settings (``LOOPML_HOME``,
+    ``LOOPML_DATABASE_URI``) and the online store of ``LOOPML_ONLINE_STORE_URI`` (SQLite under
+    the home by default, or ``redis://``). ``repo_path`` names a feature repository folder for
+    ``apply_repo``/``plan_repo``.
+    """
+
+    def __init__(
+        self,
+        repo_path: str | Path | None = None,
+        *,
+        database_uri: str | None = None,
+        online_store: str | OnlineStore | None = None,
+        workspace: str | None = None,
+        registry_ttl_seconds: float = 5.0,
+    ) -> None:
+        from loopml.config import get_settings
+
+        settings = get_settings()
+        self.repo_path = None if repo_path is None else Path(repo_path)
+        uri = database_uri or settings.database_uri
+        if uri is None:
+            tracking = settings.tracking_uri
+            if tracking and tracking.startswith(("http://", "https://")):
+                raise InvalidInput(
+                    "the feature store needs the metadata database: set LOOPML_DATABASE_URI "
+                    "(a loopml server's features are served at /api/v1/features)"
+                )
+            uri = tracking or settings.resolved_database_uri
+        self.workspace = workspace or settings.workspace
+        self.registry = SqlFeatureRegistry(uri, workspace=self.workspace)
+        if isinstance(online_store, OnlineStore):
+            self.online = online_store
+        else:
+            self.online = open_online_store(online_store or settings.resolved_online_store_uri)
+        self.home = settings.home.expanduser().resolve()
+        self.registry_ttl_seconds = registry_ttl_seconds
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._checked = 0.0
+        self._plans: dict[Any, _OnlinePlan] = {}
+
+    # -- registry ----------------------------------------------------------------------------
+    def _table(self, view: str) -> str:
+        return f"{self.workspace}__{view}"
+
+    @property
+    def catalog(self) -> Catalog:
+        """The resolved registry, re-read if it changed (checked each ``registry_ttl_seconds``)."""
+        catalog = self._catalog
+        now = time.monotonic()
+        if catalog is not None and now - self._checked < self.registry_ttl_seconds:
+            return catalog
+        with self._lock:
+            if self._catalog is None or self.registry.stamp() != self._catalog.stamp:
+                self._catalog = self.registry.catalog()
+                self._plans = {}
+                self.online.invalidate()
+            self._checked = time.monotonic()
+            return self._catalog
+
+    def refresh_registry(self) -> None:
+        """Re-read the registry now."""
+        self._checked = 0.0
+        with self._lock:
+            self._catalog = None
+        _ = self.catalog
+
+    def plan(self, objects: Sequence[Any], *, partial: bool = True) -> Plan:
+        """What ``apply`` would add, change and (with ``partial=False``) remove."""
+        return self.registry.plan(list(objects), partial=partial)
+
+    def apply(self, objects: Any, *, partial: bool = True) -> Plan:
+        """Register definitions (a changed one gets a new version) and prepare online tables."""
+        if not isinstance(objects, (list, tuple)):
+            objects = [objects]
+        plan = self.registry.apply(list(objects), partial=partial)
+        self.refresh_registry()
+        catalog = self.catalog
+        for item in plan.items:
+            if item.kind == "feature_view" and item.action in ("add", "change"):
+                view = catalog.views[item.name]
+                if view.online:
+                    self.online.prepare(self._table(item.name), view.feature_names)
+        return plan
+
+    def list_entities(self) -> list[Entity]:
+        """Registered entities."""
+        return list(self.catalog.entities.values())
+
+    def list_feature_views(self) -> list[FeatureView]:
+        """Registered feature views."""
+        return list(self.catalog.views.values())
+
+    def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        """Registered on-demand feature views."""
+        return list(self.catalog.odfvs.values())
+
+    def list_feature_services(self) -> list[FeatureService]:
+        """Registered feature services."""
+        return list(self.catalog.services.values())
+
+    def get_entity(self, name: str) -> Entity:
+        """The registered entity ``name``."""
+        try:
+            return self.catalog.entities[name]
+        except KeyError:
+            raise NotFound(f"entity {name!r} does not exist") from None
+
+    def get_feature_view(self, name: str) -> FeatureView:
+        """The registered feature view ``name``."""
+        return self.catalog.view(name)
+
+    def get_on_demand_feature_view(self, name: str) -> OnDemandFeatureView:
+        """The registered on-demand feature view ``name``."""
+        try:
+            return self.catalog.odfvs[name]
+        except KeyError:
+            raise NotFound(f"on-demand feature view {name!r} does not exist") from None
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        """The registered feature service ``name``."""
+        return self.catalog.service(name)
+
+    # -- offline -----------------------------------------------------------------------------
+    def _pushed_dir(self, view: str) -> Path:
+        return self.home / "features" / "pushed" / self.workspace / view
+
+    def _pushed(self, view: str) -> list[str]:
+        return sorted(glob.glob(str(self._pushed_dir(view) / "*.parquet")))
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Sequence[str] | FeatureService | str,
+        *,
+        full_feature_names: bool = False,
+    ) -> RetrievalJob:
+        """A point-in-time correct training set for the entity rows (``.to_df()``)."""
+        catalog = self.catalog
+        return RetrievalJob(
+            catalog,
+            resolve(catalog, features),
+            entity_df,
+            full_feature_names=full_feature_names,
+            pushed=self._pushed,
+        )
+
+    # -- materialization ---------------------------------------------------------------------
+    def _online_views(self, names: Sequence[str] | None) -> list[FeatureView]:
+        catalog = self.catalog
+        if names is None:
+            return [v for v in catalog.views.values() if v.online]
+        views = [catalog.view(n) for n in names]
+        offline = [v.name for v in views if not v.online]
+        if offline:
+            raise InvalidInput(f"feature view {offline[0]!r} is not online (online=False)")
+        return views
+
+    def _materialize_one(
+        self,
+        view: FeatureView,
+        start_us: int,
+        end_us: int,
+        progress: Callable[[str, int], None] | None,
+    ) -> MaterializeResult:
+        state = self.registry.state(view.name)
+        version = view.version  # type: ignore[attr-defined]
+        window = {"start": start_us, "end": end_us, "version": version}
+        checkpoint = state["checkpoint"]
+        resume = None
+        if checkpoint and all(checkpoint.get(k) == v for k, v in window.items()):
+            resume = checkpoint.get("last_key")
+
+        def on_batch(rows: int, last_key: list[Any]) -> None:
+            self.registry.set_state(view.name, checkpoint={**window, "last_key": last_key})
+            if progress is not None:
+                progress(view.name, rows)
+
+        rows, stats = materialize_view(
+            view,
+            self.online,
+            self._table(view.name),
+            start_us,
+            end_us,
+            pushed=self._pushed(view.name),
+            resume_after=resume,
+            on_batch=on_batch,
+        )
+        summary = {name: s.to_dict() for name, s in stats.items()}
+        watermark = state["watermark"]
+        self.registry.set_state(
+            view.name,
+            watermark=end_us if watermark is None else max(watermark, end_us),
+            stats={
+                "features": summary,
+                "rows": rows,
+                "window": [start_us, end_us],
+                "version": version,
+                "resumed": resume is not None,
+            },
+            checkpoint=None,
+            materialized_at=int(time.time() * 1000),
+        )
+        return MaterializeResult(view.name, start_us, end_us, rows, resume, summary)
+
+    def materialize(
+        self,
+        start_date: Any,
+        end_date: Any,
+        feature_views: Sequence[str] | None = None,
+        *,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> list[MaterializeResult]:
+        """Write the latest row per entity with event time in [start, end] online, per view."""
+        start = to_utc_us(start_date, "start_date")
+        end = to_utc_us(end_date, "end_date")
+        if start > end:
+            raise InvalidInput("start_date must not be after end_date")
+        return [
+            self._materialize_one(v, start, end, progress)
+            for v in self._online_views(feature_views)
+        ]
+
+    def materialize_incremental(
+        self,
+        end_date: Any,
+        feature_views: Sequence[str] | None = None,
+        *,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> list[MaterializeResult]:
+        """Materialize each view from its watermark (first time: ``end - ttl``) to ``end``."""
+        end = to_utc_us(end_date, "end_date")
+        out = []
+        for view in self._online_views(feature_views):
+            watermark = self.registry.state(view.name)["watermark"]
+            if watermark is not None:
+                start = watermark
+            elif view.ttl_seconds is not None:
+                start = end - int(view.ttl_seconds * 1_000_000)
+            else:
+                start = 0
+            if start > end:
+                raise InvalidInput(
+                    f"end_date is before feature view {view.name!r}'s watermark {_iso(start)}"
+                )
+            out.append(self._materialize_one(view, start, end, progress))
+        return out
+
+    # -- online ------------------------------------------------------------------------------
+    def _online_plan(self, features: Any, full: bool) -> _OnlinePlan:
+        catalog = self.catalog
+        cache_key: Any
+        if isinstance(features, FeatureService):
+            cache_key = ("service", features.name, full)
+        elif isinstance(features, str):
+            cache_key = (features, full)
+        else:
+            try:
+                cache_key = (tuple(features), full)
+            except TypeError:
+                raise InvalidInput("features must be a list of 'view:feature'") from None
+        plans = self._plans
+        plan = plans.get(cache_key)
+        if plan is None:
+            plan = _OnlinePlan(self, catalog, resolve(catalog, features), full)
+            if len(plans) > 1000:
+                plans.clear()
+            plans[cache_key] = plan
+        return plan
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | FeatureService | str,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest values for each entity row (a list of dicts or a dict of lists)."""
+        plan = self._online_plan(features, full_feature_names)
+        columns = self._entity_columns(plan, entity_rows)
+        n = len(columns[plan.keys[0]]) if plan.keys else 0
+        now_us = time.time_ns() // 1000
+        got: dict[tuple[str, str], tuple[list[Any], tuple[list[int] | None, list[int]]]] = {}
+        for view_name, feats, vkeys, ttl, read in plan.views:
+            keys = (
+                columns[vkeys[0]] if len(vkeys) == 1 else encode_keys([columns[k] for k in vkeys])
+            )
+            records = read(keys)
+            oldest = -1 if ttl is None else now_us - int(ttl * 1_000_000)
+            states: list[int] | None = None
+            stamps = [0] * n
+            rows: list[Any] = [None] * n
+            for i, rec in enumerate(records):
+                if rec is None:
+                    if states is None:
+                        states = [_PRESENT] * n
+                    states[i] = _MISSING
+                    rows[i] = (None,) * len(feats)
+                    continue
+                ts = stamps[i] = rec[0]
+                if ts < oldest:
+                    if states is None:
+                        states = [_PRESENT] * n
+                    states[i] = _EXPIRED
+                    rows[i] = (None,) * len(feats)
+                else:
+                    rows[i] = rec[1]
+            cols = list(zip(*rows, strict=True)) if n else [() for _ in feats]
+            state = (states, stamps)
+            for f, col in zip(feats, cols, strict=True):
+                got[(view_name, f)] = (list(col), state)
+        for odfv, outputs in plan.odfvs:
+            self._run_odfv(odfv, outputs, columns, got, n)
+        values = []
+        states_out = []
+        for ref in plan.resolved.output:
+            v, st = got[ref]
+            values.append(v)
+            states_out.append(st)
+        keys_out = {k: columns[k] for k in plan.keys}
+        return OnlineResponse(keys_out, plan.names, values, states_out)
+
+    @staticmethod
+    def _entity_columns(plan: _OnlinePlan, rows: Any) -> dict[str, list[Any]]:
+        wanted = plan.keys + [r for r in plan.request_fields if r not in plan.keys]
+        if isinstance(rows, Mapping):
+            columns = {}
+            n = None
+            for k in wanted:
+                if k not in rows:
+                    raise InvalidInput(f"entity rows lack {k!r}")
+                col = rows[k]
+                if isinstance(col, (str, bytes)) or not isinstance(col, Sequence):
+                    raise InvalidInput(f"entity column {k!r} must be a list")
+                if n is not None and len(col) != n:
+                    raise InvalidInput("entity columns must all have the same length")
+                n = len(col)
+                columns[k] = list(col)
+        else:
+            if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
+                raise InvalidInput("entity_rows must be a list of objects or an object of lists")
+            columns = {k: [] for k in wanted}
+            for row in rows:
+                if not isinstance(row, Mapping):
+                    raise InvalidInput("each entity row must be an object of key values")
+                for k in wanted:
+                    try:
+                        columns[k].append(row[k])
+                    except KeyError:
+                        raise InvalidInput(f"an entity row lacks {k!r}") from None
+        for k in plan.keys:
+            kind = plan.key_types[k].name
+            col = columns[k]
+            if kind.startswith("Int"):
+                if not all(type(v) is int for v in col):
+                    columns[k] = [_check_key(v, k, kind) for v in col]
+            elif not all(type(v) is str for v in col) or kind != "String":
+                columns[k] = [_check_key(v, k, kind) for v in col]
+        return columns
+
+    @staticmethod
+    def _run_odfv(
+        odfv: OnDemandFeatureView,
+        outputs: list[str],
+        columns: dict[str, list[Any]],
+        got: dict[tuple[str, str], tuple[list[Any], tuple[list[int] | None, list[int]]]],
+        n: int,
+    ) -> None:
+        feats, request = input_names(odfv)
+        inputs: dict[str, list[Any]] = {f: got[(v, f)][0] for v, f in feats}
+        for r in request:
+            inputs[r] = columns[r]
+        frame: Any = inputs if odfv.mode == "python" else pd.DataFrame(inputs)
+        out = run_odfv(odfv, frame)
+        now = time.time_ns() // 1000
+        for name in outputs:
+            vals = [None if pd.isna(v) else v for v in out[name].tolist()]
+            got[(odfv.name, name)] = (vals, (None, [now] * n))
+
+    # -- push --------------------------------------------------------------------------------
+    def push(self, feature_view: str, df: Any, *, to: str = "online_and_offline") -> int:
+        """Write fresh rows of a view online (newer wins) and append them to its offline data."""
+        if to not in ("online", "offline", "online_and_offline"):
+            raise InvalidInput("to must be 'online', 'offline' or 'online_and_offline'")
+        view = self.catalog.view(feature_view)
+        source = view.source
+        assert source is not None
+        if isinstance(df, pd.DataFrame):
+            table = pa.Table.from_pandas(df, preserve_index=False)
+        elif isinstance(df, pa.Table):
+            table = df
+        else:
+            raise InvalidInput("push needs a pandas DataFrame or an Arrow table")
+        keys: list[str] = view._join_keys  # type: ignore[attr-defined]
+        need = [*keys, source.timestamp_field, *view.feature_names]
+        missing = [c for c in need if c not in table.column_names]
+        if missing:
+            raise InvalidInput(f"pushed rows lack column {missing[0]!r} of view {view.name!r}")
+        created = source.created_timestamp_column
+        if created and created not in table.column_names:
+            stamp = pa.scalar(dt.datetime.now(dt.UTC), type=pa.timestamp("us", tz="UTC"))
+            table = table.append_column(
+                created, pa.array([stamp.as_py()] * table.num_rows, stamp.type)
+            )
+        table = table.select(need + ([created] if created else []))
+        try:
+            table = _conform(table, view)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInput(f"pushed rows do not fit view {view.name!r}: {exc}") from exc
+        if table.num_rows == 0:
+            return 0
+        if to != "online":
+            import pyarrow.parquet as pq
+
+            folder = self._pushed_dir(view.name)
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+            partial = final.with_suffix(".tmp")
+            pq.write_table(table, str(partial))
+            partial.rename(final)
+        if to != "offline" and view.online:
+            ts = table.column(source.timestamp_field)
+            ts_us = [to_utc_us(v, "timestamp") for v in ts.to_pylist()]
+            cr_us = (
+                [
+                    to_utc_us(v, "created") if v is not None else 0
+                    for v in table.column(created).to_pylist()
+                ]
+                if created
+                else [0] * table.num_rows
+            )
+            encoded = encode_keys([table.column(k).to_pylist() for k in keys])
+            values = [table.column(f).to_pylist() for f in view.feature_names]
+            rows = list(zip(encoded, ts_us, cr_us, *values, strict=True))
+            self.online.prepare(self._table(view.name), view.feature_names)
+            self.online.write(self._table(view.name), view.feature_names, rows)
+        return table.num_rows
+
+    def close(self) -> None:
+        """Close the online store's connections."""
+        self.online.close()
+
+
+def _conform(table: pa.Table, view: FeatureView) -> pa.Table:
+    """Cast pushed columns to the view's types (keys, features; timestamps to UTC µs)."""
+    source = view.source
+    assert source is not None
+    types = {f.name: f.type.arrow for f in view.features}
+    types.update({k: t.arrow for k, t in view.join_key_types.items()})  # type: ignore[attr-defined]
+    stamp = pa.timestamp("us", tz="UTC")
+    fields = []
+    for name in table.column_names:
+        if name in types:
+            fields.append(pa.field(name, types[name]))
+        else:
+            column_type = table.schema.field(name).type
+            if not (pa.types.is_timestamp(column_type) or pa.types.is_date(column_type)):
+                raise pa.ArrowInvalid(f"{name!r} must hold timestamps")
+            if pa.types.is_timestamp(column_type) and column_type.tz is None:
+                table = table.set_column(
+                    table.column_names.index(name),
+                    name,
+                    pc.assume_timezone(table.column(name), "UTC"),
+                )
+            fields.append(pa.field(name, stamp))
+    return table.cast(pa.schema(fields))
