@@ -531,6 +531,17 @@ class OnDemandFeatureView:
         )
 
 
+def _without_decorators(src: str) -> str:
+    """A function's source from its ``def`` line on."""
+    import ast
+
+    try:
+        node = ast.parse(src).body[0]
+    except (SyntaxError, IndexError):
+        return src
+    return "".join(src.splitlines(keepends=True)[node.lineno - 1 :])
+
+
 def on_demand_feature_view(
     *,
     sources: Sequence[FeatureView | FeatureViewProjection | RequestSource],
@@ -545,7 +556,7 @@ def on_demand_feature_view(
 
     def wrap(fn: Callable[[Any], Any]) -> OnDemandFeatureView:
         src = _function_source(fn)
-        src = re.sub(r"\A(@[^\n]*\n(?:[ \t][^\n]*\n)*?)+(?=def )", "", src)  # drop decorators
+        src = _without_decorators(src)
         return OnDemandFeatureView(
             name or fn.__name__,
             sources,

@@ -608,37 +608,7 @@ class SqlFeatureRegistry:
                         created_at=now,
                     )
                 )
-            self._check_removals(plan, specs, current)
         return plan
-
-    @staticmethod
-    def _check_removals(
-        plan: Plan, specs: Mapping[tuple[str, str], Any], current: Mapping[tuple[str, str], Any]
-    ) -> None:
-        removed = {(i.kind, i.name) for i in plan.removed}
-        if not removed:
-            return
-        remaining = dict(specs)
-        for key, row in current.items():
-            if row.deleted_at is None and key not in removed and key not in remaining:
-                remaining[key] = orjson.loads(row.spec)
-        for (kind, name), spec in remaining.items():
-            used: list[tuple[str, str]] = []
-            if kind == "feature_view":
-                used = [("entity", e) for e in spec["entities"]]
-            elif kind == "on_demand_feature_view":
-                used = [
-                    ("feature_view", s["view"]) for s in spec["sources"] if s["type"] == "view"
-                ]
-            elif kind == "feature_service":
-                used = [("feature_view", p["view"]) for p in spec["features"]]
-                used += [("on_demand_feature_view", p["view"]) for p in spec["features"]]
-            for dep in used:
-                if dep in removed:
-                    raise InvalidInput(
-                        f"cannot remove {dep[0].replace('_', ' ')} {dep[1]!r}: "
-                        f"{kind.replace('_', ' ')} {name!r} uses it"
-                    )
 
     def _ensure_workspace(self, conn: Connection) -> None:
         from loopml.store.tables import workspaces

@@ -612,16 +612,21 @@ class SqlRegistryStore(RegistryStore):
             raise NotFound(f"run {run_id} does not exist")
         return str(row.artifact_uri)
 
-    def _run_datasets(self, conn: Connection, run_id: str) -> list[str]:
-        """``name@version`` of every dataset version linked to ``run_id`` in this workspace."""
+    def _run_datasets(self, conn: Connection, run_id: str) -> tuple[list[str], list[str]]:
+        """``name@version`` of every dataset version linked to ``run_id`` in this workspace,
+        and the feature view versions those training sets were built from."""
         rows = conn.execute(
-            select(datasets.c.name, dataset_versions.c.version)
+            select(datasets.c.name, dataset_versions.c.version, dataset_versions.c.tags)
             .join(dataset_versions, dataset_versions.c.dataset_id == datasets.c.dataset_id)
             .join(dataset_inputs, dataset_inputs.c.version_id == dataset_versions.c.version_id)
             .where(dataset_inputs.c.run_id == run_id, datasets.c.workspace == self.workspace)
             .order_by(datasets.c.name, dataset_versions.c.version)
-        )
-        return [f"{r.name}@{r.version}" for r in rows]
+        ).all()
+        views: list[str] = []
+        for r in rows:
+            listed = orjson.loads(r.tags or "{}").get("loopml.feature_views", "")
+            views += [v for v in listed.split(",") if v and v not in views]
+        return [f"{r.name}@{r.version}" for r in rows], views
 
     def create_model_version(
         self,
@@ -663,8 +668,11 @@ class SqlRegistryStore(RegistryStore):
             self._check_source(conn, source, run_id)
             if run_id is not None:
                 self._run_artifact_uri(conn, run_id)
+                used, views = self._run_datasets(conn, run_id)
                 if not dataset_versions:  # lineage: the dataset versions the run used
-                    dataset_versions = self._run_datasets(conn, run_id)
+                    dataset_versions = used
+                if not feature_views:  # and the feature views its training sets came from
+                    feature_views = views
             number = model.next_version
             conn.execute(
                 insert(model_versions).values(
