@@ -137,6 +137,7 @@ class ServerHandle:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app_database_uri: str | None = None
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="error", lifespan=lifespan
         )
@@ -176,6 +177,7 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
         art = artifact_uri or str(tmp_path / f"server{n}" / "artifacts")
         app = app or create_app(database_uri=db, artifact_uri=art)
         handle = ServerHandle(app, lifespan=lifespan).start()
+        handle.app_database_uri = db
         started.append(handle)
         return handle
 
@@ -347,3 +349,60 @@ def redis_url() -> Iterator[str]:
     if keys:
         client.unlink(*keys)
     client.close()
+
+
+# -- feature repositories ----------------------------------------------------------------------
+FEATURES_T0 = "2026-11-01"
+
+
+def driver_rows(n_drivers: int = 5, per: int = 4, *, start: Any = None) -> Any:
+    """A small driver-stats source: ``per`` hourly rows per driver."""
+    import pandas as pd
+
+    start = pd.Timestamp(FEATURES_T0, tz="UTC") if start is None else start
+    rows = []
+    for d in range(n_drivers):
+        for h in range(per):
+            rows.append(
+                {
+                    "driver_id": 1000 + d,
+                    "event_timestamp": start + pd.Timedelta(hours=h),
+                    "created": start + pd.Timedelta(hours=h, minutes=1),
+                    "conv_rate": float(d * 10 + h),
+                    "trips": d * 100 + h,
+                    "city": f"c{d % 2}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(name="driver_rows")
+def driver_rows_fixture() -> Callable[..., Any]:
+    """The ``driver_rows`` builder."""
+    return driver_rows
+
+
+@pytest.fixture
+def driver_repo(tmp_path: Path) -> dict[str, Any]:
+    """A driver entity, a Parquet source and a view over it (not yet applied)."""
+    import datetime as dt
+
+    from loopml.features import Entity, FeatureView, Field, FileSource, Float64, Int64, String
+
+    path = tmp_path / "driver_stats.parquet"
+    driver_rows().to_parquet(path)
+    driver = Entity(name="driver", join_keys=["driver_id"])
+    view = FeatureView(
+        name="driver_stats",
+        entities=[driver],
+        schema=[
+            Field(name="conv_rate", dtype=Float64),
+            Field(name="trips", dtype=Int64),
+            Field(name="city", dtype=String),
+        ],
+        source=FileSource(
+            path=str(path), timestamp_field="event_timestamp", created_timestamp_column="created"
+        ),
+        ttl=dt.timedelta(days=3650),
+    )
+    return {"driver": driver, "view": view, "path": path}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.features import (
-    Entity,
-    FeatureStore,
-    FeatureView,
-    Field,
-    FileSource,
-    Float64,
-    Int64,
-    String,
-)
+from loopml.features import FeatureStore
 
 T0 = pd.Timestamp("2026-11-01", tz="UTC")
 
@@ -48,46 +38,6 @@ def make_store(tmp_path: Path) -> Iterator[Callable[..., FeatureStore]]:
         s.close()
 
 
-def driver_rows(n_drivers: int = 5, per: int = 4, *, start: pd.Timestamp = T0) -> pd.DataFrame:
-    """A small driver-stats source: ``per`` hourly rows per driver."""
-    rows = []
-    for d in range(n_drivers):
-        for h in range(per):
-            rows.append(
-                {
-                    "driver_id": 1000 + d,
-                    "event_timestamp": start + pd.Timedelta(hours=h),
-                    "created": start + pd.Timedelta(hours=h, minutes=1),
-                    "conv_rate": float(d * 10 + h),
-                    "trips": d * 100 + h,
-                    "city": f"c{d % 2}",
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-@pytest.fixture
-def driver_repo(tmp_path: Path) -> dict[str, Any]:
-    """A driver entity, a Parquet source and a view over it (not yet applied)."""
-    path = tmp_path / "driver_stats.parquet"
-    driver_rows().to_parquet(path)
-    driver = Entity(name="driver", join_keys=["driver_id"])
-    view = FeatureView(
-        name="driver_stats",
-        entities=[driver],
-        schema=[
-            Field(name="conv_rate", dtype=Float64),
-            Field(name="trips", dtype=Int64),
-            Field(name="city", dtype=String),
-        ],
-        source=FileSource(
-            path=str(path), timestamp_field="event_timestamp", created_timestamp_column="created"
-        ),
-        ttl=dt.timedelta(days=3650),
-    )
-    return {"driver": driver, "view": view, "path": path}
-
-
 def random_source(
     rng: np.random.Generator, *, entities: int, rows: int, span_s: int, ties: bool = True
 ) -> pd.DataFrame:
@@ -108,12 +58,6 @@ def random_source(
         }
     )
     return frame.drop_duplicates(["eid", "ts", "created"]).reset_index(drop=True)
-
-
-@pytest.fixture(name="driver_rows")
-def driver_rows_fixture() -> Callable[..., pd.DataFrame]:
-    """The ``driver_rows`` builder."""
-    return driver_rows
 
 
 @pytest.fixture(name="random_source")

@@ -21,6 +21,7 @@ store.get_online_features(["driver_stats:conv_rate"], [{"driver_id": 1001}]).to_
 
 from __future__ import annotations
 
+from loopml.features._catalog import describe_view
 from loopml.features._definitions import (
     Entity,
     FeatureService,
@@ -76,6 +77,7 @@ __all__ = [
     "String",
     "UnixTimestamp",
     "ValueType",
+    "describe_view",
     "on_demand_feature_view",
     "open_online_store",
 ]

@@ -48,6 +48,7 @@ def create_app(
     from loopml.data import SqlDatasetStore
     from loopml.server._data_api import router as datasets_router
     from loopml.server._deploy_api import router as deployments_router
+    from loopml.server._features_api import router as features_router
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
     from loopml.server._mlflow_registry_api import router as mlflow_registry_router
@@ -71,6 +72,8 @@ def create_app(
         registry.start_webhook_dispatcher()  # webhook deliveries written by any process
         yield
         registry.close()
+        for feature_store in app.state.feature_stores.values():
+            feature_store.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -90,6 +93,10 @@ def create_app(
         store.db, store.artifact_root, workspace=settings.workspace
     )
     app.include_router(datasets_router)
+    app.state.workspace = settings.workspace
+    app.state.database_uri = store.db.uri
+    app.state.feature_stores = {}
+    app.include_router(features_router)
     app.state.mlflow_artifacts = ArtifactUris(store.artifact_root)
     include_twice(app, mlflow_tracking_router, tag="mlflow")
     include_twice(app, mlflow_registry_router, tag="mlflow registry")
