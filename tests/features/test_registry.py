@@ -105,7 +105,7 @@ def test_invalid_definitions_are_refused(
     )
     with pytest.raises(InvalidInput, match="cannot read source"):
         store.apply([driver, missing])
-    with pytest.raises(InvalidInput, match="defined twice"):
+    with pytest.raises(InvalidInput, match="defined twice, differently"):
         store.apply(
             [driver, view, FeatureView(name="driver_stats", entities=[driver], source=view.source)]
         )

@@ -37,6 +37,7 @@ from loopml.features._materialize import MaterializeResult
 from loopml.features._offline import RetrievalJob
 from loopml.features._online import OnlineStore, SqliteOnlineStore, open_online_store
 from loopml.features._registry import Plan, PlanItem, SqlFeatureRegistry
+from loopml.features._skew import SkewReport, skew_check
 from loopml.features._store import FeatureStore, OnlineResponse
 from loopml.features._types import (
     Bool,
@@ -72,6 +73,7 @@ __all__ = [
     "PlanItem",
     "RequestSource",
     "RetrievalJob",
+    "SkewReport",
     "SqlFeatureRegistry",
     "SqliteOnlineStore",
     "String",
@@ -80,4 +82,5 @@ __all__ = [
     "describe_view",
     "on_demand_feature_view",
     "open_online_store",
+    "skew_check",
 ]

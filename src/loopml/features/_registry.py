@@ -358,8 +358,13 @@ class SqlFeatureRegistry:
         desired: dict[tuple[str, str], Any] = {}
         for obj in objects:
             key = (kind_of(obj), obj.name)
-            if key in desired and desired[key] is not obj:
-                raise InvalidInput(f"{key[0].replace('_', ' ')} {obj.name!r} is defined twice")
+            other = desired.get(key)
+            if other is not None and other is not obj:
+                if spec_hash(other.to_spec()) != spec_hash(obj.to_spec()):
+                    raise InvalidInput(
+                        f"{key[0].replace('_', ' ')} {obj.name!r} is defined twice, differently"
+                    )
+                continue
             desired[key] = obj
         kept = {
             k: orjson.loads(r.spec)

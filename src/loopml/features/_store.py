@@ -269,6 +269,19 @@ class FeatureStore:
                     self.online.prepare(self._table(item.name), view.feature_names)
         return plan
 
+    def _repo(self, path: str | Path | None) -> list[Any]:
+        from loopml.features._repo import load_repo
+
+        return load_repo(path or self.repo_path or ".")
+
+    def plan_repo(self, path: str | Path | None = None) -> Plan:
+        """What applying the feature repository folder would add, change and remove."""
+        return self.plan(self._repo(path), partial=False)
+
+    def apply_repo(self, path: str | Path | None = None) -> Plan:
+        """Make the registry match the feature repository folder (objects not in it removed)."""
+        return self.apply(self._repo(path), partial=False)
+
     def list_entities(self) -> list[Entity]:
         """Registered entities."""
         return list(self.catalog.entities.values())

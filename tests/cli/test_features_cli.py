@@ -1,0 +1,139 @@
+"""``loopml features``: a repository goes plan -> apply -> materialize -> get, list, describe,
+skew; bad input gives one line on stderr and exit 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from click.testing import CliRunner
+
+from loopml.cli import cli
+
+NOW = pd.Timestamp.now(tz="UTC").floor("s")
+
+REPO = """
+from datetime import timedelta
+
+from loopml.features import Entity, FeatureService, FeatureView, Field, FileSource, Float64, Int64
+
+driver = Entity(name="driver", join_keys=["driver_id"])
+stats = FeatureView(
+    name="driver_stats",
+    entities=[driver],
+    schema=[Field(name="conv_rate", dtype=Float64), Field(name="trips", dtype=Int64)],
+    source=FileSource(path="data/stats.parquet", timestamp_field="event_timestamp",
+                      created_timestamp_column="created"),
+    ttl=timedelta(days={days}),
+)
+ranker = FeatureService(name="ranker", features=[stats[["trips"]]])
+"""
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _json(*args: str) -> Any:
+    result = _invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def _repo(root: Path, driver_rows: Any, days: int = 1) -> Path:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    driver_rows(start=NOW - pd.Timedelta(hours=4)).drop(columns=["city"]).to_parquet(
+        root / "data" / "stats.parquet"
+    )
+    (root / "repo.py").write_text(textwrap.dedent(REPO).format(days=days))
+    return root
+
+
+def test_repo_plan_apply_materialize_get(tmp_path: Path, driver_rows: Any) -> None:
+    repo = str(_repo(tmp_path / "repo", driver_rows))
+    plan = _json("features", "plan", repo)
+    assert [(i["kind"], i["action"]) for i in plan["items"]] == [
+        ("entity", "add"),
+        ("feature_view", "add"),
+        ("feature_service", "add"),
+    ]
+    assert _json("features", "apply", repo)["has_changes"] is True
+    assert _json("features", "plan", repo)["has_changes"] is False
+    start, end = (NOW - pd.Timedelta(days=1)).isoformat(), NOW.isoformat()
+    [done] = _json("features", "materialize", start, end)
+    assert done["rows"] == 5 and done["stats"]["trips"]["max"] == 403
+    got = _json(
+        "features", "get", "--feature", "driver_stats:trips", "--entity", "driver_id=1001,5"
+    )
+    assert got["values"] == {"driver_id": [1001, 5], "trips": [103, None]}
+    assert got["statuses"]["trips"] == ["PRESENT", "NOT_FOUND"]
+    got = _json("features", "get", "--service", "ranker", "--entity", "driver_id=1000")
+    assert got["values"]["trips"] == [3]
+    text = _invoke("features", "get", "--service", "ranker", "--entity", "driver_id=1000")
+    assert text.exit_code == 0 and "1000" in text.output
+    listed = _json("features", "list")
+    assert [v["name"] for v in listed["views"]] == ["driver_stats"]
+    assert _invoke("features", "list").exit_code == 0
+    described = _json("features", "describe", "driver_stats")
+    assert described["online_rows"] == 5 and [v["version"] for v in described["versions"]] == [1]
+    assert _invoke("features", "describe", "driver_stats").exit_code == 0
+    skew = _json("features", "skew", "driver_stats")
+    assert skew["ok"] is True and skew["entities"] == 5
+    assert _invoke("features", "skew", "driver_stats").exit_code == 0
+    # Change the ttl: plan shows a change to version 2; the old version stays.
+    _repo(tmp_path / "repo", driver_rows, days=2)
+    plan = _json("features", "plan", repo)
+    assert [(i["name"], i["version"]) for i in plan["items"] if i["action"] == "change"] == [
+        ("driver_stats", 2)
+    ]
+    _json("features", "apply", repo)
+    assert [v["version"] for v in _json("features", "describe", "driver_stats")["versions"]] == [
+        1,
+        2,
+    ]
+    inc = _json("features", "materialize-incremental")
+    assert inc[0]["start_us"] == done["end_us"]
+
+
+def test_skew_is_found_when_online_disagrees(tmp_path: Path, driver_rows: Any) -> None:
+    from loopml.features import FeatureStore, skew_check
+
+    repo = _repo(tmp_path / "repo", driver_rows)
+    _json("features", "apply", str(repo))
+    _json("features", "materialize", (NOW - pd.Timedelta(days=1)).isoformat(), NOW.isoformat())
+    store = FeatureStore()
+    wrong = pd.DataFrame(
+        {"driver_id": [1002], "event_timestamp": [NOW], "conv_rate": [-1.0], "trips": [203]}
+    )
+    store.push("driver_stats", wrong, to="online")
+    report = skew_check(store, "driver_stats")
+    assert report.skewed == ["conv_rate"]
+    assert report.features["conv_rate"]["mismatches"] == 1
+    assert report.features["conv_rate"]["examples"] == [
+        {"key": {"driver_id": 1002}, "online": -1.0, "offline": 23.0}
+    ]
+    store.close()
+
+
+def test_bad_input_is_one_line_and_exit_1(
+    tmp_path: Path, driver_rows: Any, loopml_cmd: list[str]
+) -> None:
+    repo = _repo(tmp_path / "repo", driver_rows)
+    (repo / "broken.py").write_text("x = 1\nraise RuntimeError('nope')\n")
+    cases = [
+        (["features", "plan", str(repo)], "broken.py:2: RuntimeError: nope"),
+        (["features", "plan", str(tmp_path / "absent")], "is not a folder"),
+        (["features", "get", "--entity", "driver_id=1"], "--feature"),
+        (["features", "get", "--feature", "driver_stats:trips", "--entity", "x"], "KEY=VALUE"),
+        (["features", "materialize", "yesterday", "now"], "ISO 8601"),
+        (["features", "describe", "nope"], "does not exist"),
+    ]
+    for args, needle in cases:
+        proc = subprocess.run([*loopml_cmd, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert needle in proc.stderr and proc.stderr.count("\n") == 1, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
