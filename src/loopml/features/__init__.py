@@ -33,6 +33,7 @@ from loopml.features._definitions import (
     RequestSource,
     on_demand_feature_view,
 )
+from loopml.features._lookup import FeatureLookup
 from loopml.features._materialize import MaterializeResult
 from loopml.features._offline import RetrievalJob
 from loopml.features._online import OnlineStore, SqliteOnlineStore, open_online_store
@@ -55,6 +56,7 @@ __all__ = [
     "Bool",
     "Bytes",
     "Entity",
+    "FeatureLookup",
     "FeatureService",
     "FeatureStore",
     "FeatureView",

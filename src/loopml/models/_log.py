@@ -73,6 +73,7 @@ def log_model(
     artifacts: dict[str, str] | None = None,
     onnx: bool | Literal["auto"] = "auto",
     await_registration: bool | float = True,
+    features: Any = None,
 ) -> ModelInfo:
     """Save a model into the active run's artifacts at ``name`` (starting and ending a run when
     none is active), tag the run with its digest and flavor, and optionally register it.
@@ -104,6 +105,7 @@ def log_model(
             artifacts,
             onnx,
             await_registration,
+            features,
         )
 
     run = tracking.active_run()
@@ -125,6 +127,7 @@ def _log_to_run(
     artifacts: dict[str, str] | None,
     onnx: bool | str,
     await_registration: bool | float,
+    features: Any = None,
 ) -> ModelInfo:
     from loopml import tracking
 
@@ -139,6 +142,7 @@ def _log_to_run(
             pip_requirements=pip_requirements,
             artifacts=artifacts,
             onnx=onnx,  # type: ignore[arg-type]
+            features=features,
         )
         digest = manifest_digest(local)
         tracking.log_artifacts(local, artifact_path=path)

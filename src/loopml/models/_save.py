@@ -63,6 +63,7 @@ def save_model(
     pip_requirements: Sequence[str] | str | os.PathLike[str] | None = None,
     artifacts: dict[str, str] | None = None,
     onnx: bool | Literal["auto"] = "auto",
+    features: Any = None,
 ) -> dict[str, Any]:
     """Package a model into a new folder at ``path``, described by ``loopml-model.json``.
 
@@ -81,6 +82,8 @@ def save_model(
         artifacts: for python-function models, name → local file or folder to package.
         onnx: "auto" keeps an ONNX copy when conversion matches the model on the example;
             True makes a failed conversion an error; False skips conversion.
+        features: the online features the model reads (a feature service, its name, or a
+            list of ``view:feature``): the inference server then fetches them by entity key.
 
     Returns:
         The manifest as written (its SHA-256, the model's digest, is ``manifest_digest(path)``).
@@ -97,11 +100,15 @@ def save_model(
     if artifacts and chosen.name != "pyfunc":
         raise InvalidInput(f"artifacts are packaged only with pyfunc models, not {chosen.name}")
     sig = _signature(signature)
+    feature_refs = _feature_refs(features)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         manifest = _write(
             chosen, model, staging, sig, input_example, pip_requirements, artifacts, onnx
         )
+        if feature_refs is not None:
+            manifest["features"] = feature_refs
+            write_manifest(staging, manifest)
         if target.exists():
             target.rmdir()
         os.replace(staging, target)
@@ -109,6 +116,28 @@ def save_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _feature_refs(features: Any) -> dict[str, Any] | None:
+    """``{"service": name}`` or ``{"refs": [...]}`` for ``save_model(features=...)``."""
+    if features is None:
+        return None
+    name = getattr(features, "name", None)
+    if name is not None and hasattr(features, "features"):  # a FeatureService
+        return {"service": str(name)}
+    if isinstance(features, str):
+        if ":" in features:
+            return {"refs": [features]}
+        return {"service": features}
+    if (
+        isinstance(features, (list, tuple))
+        and features
+        and all(isinstance(f, str) and f.count(":") == 1 for f in features)
+    ):
+        return {"refs": list(features)}
+    raise InvalidInput(
+        "features must be a feature service (or its name) or a list of 'view:feature'"
+    )
 
 
 def _write(

@@ -33,6 +33,7 @@ class ModelRuntime:
     load_seconds: float
     loaded_at: float
     info: dict[str, Any] = field(default_factory=dict)
+    lookup: Any = None  # a FeatureLookup when the model reads online features
 
     @classmethod
     def load(cls, model_uri: str, *, runtime: str = "auto", trusted: bool = False) -> ModelRuntime:
@@ -40,6 +41,18 @@ class ModelRuntime:
         example, so the first request does not pay for lazy initialisation."""
         started = time.perf_counter()
         model = load_model(model_uri, runtime=runtime, trusted=trusted)  # type: ignore[arg-type]
+        lookup = None
+        features = model.manifest.get("features")
+        if features:  # requests carry entity keys; the features come from the online store
+            from loopml.features import FeatureLookup
+
+            lookup = FeatureLookup(features)
+            model = load_model(
+                model_uri,
+                runtime=runtime,  # type: ignore[arg-type]
+                trusted=trusted,
+                extra_columns="drop",  # the entity keys and request-only fields
+            )
         example = model.input_example
         if example is not None:
             model.predict(example)
@@ -54,8 +67,9 @@ class ModelRuntime:
             "digest": model.digest,
             "signature": None if model.signature is None else model.signature.to_dict(),
             "load_seconds": round(seconds, 4),
+            "features": features or None,
         }
-        runtime_ = cls(model_uri, model, seconds, time.time(), info)
+        runtime_ = cls(model_uri, model, seconds, time.time(), info, lookup)
         runtime_.info["loaded_at"] = time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime(runtime_.loaded_at)
         )
@@ -77,6 +91,8 @@ class ModelRuntime:
                     else f"has {', '.join(map(repr, extra))} that instance 0 lacks"
                 )
                 raise InvalidInput(f"instance {i} {what}: every instance needs the same fields")
+        if self.lookup is not None:
+            records = self.lookup.enrich(records)
         try:
             return _jsonable(self.model.predict_records(records))
         except (ValueError, TypeError) as exc:  # input the signature let through, the model not
