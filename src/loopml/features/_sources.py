@@ -52,15 +52,17 @@ def _register_s3(con: Any) -> None:
         con.register_filesystem(s3fs.S3FileSystem(**kwargs))
 
 
-def _paths(path: str) -> list[str]:
-    """The file pattern(s) DuckDB should read for a source path (a file, folder or glob)."""
+def _paths(path: str, file_format: str) -> list[str]:
+    """The file pattern(s) DuckDB should read for a source path (a file, folder or glob); a
+    folder means every ``.parquet`` (or ``.csv``) file below it."""
+    suffix = f"**/*.{file_format}"
     if "://" in path and not path.startswith("file://"):
         if path.endswith("/"):
-            return [path + "**/*"]
+            return [path + suffix]
         return [path]
     local = path.removeprefix("file://")
     if os.path.isdir(local):
-        return [str(Path(local) / "**" / "*")]
+        return [str(Path(local) / suffix)]
     return [local]
 
 
@@ -73,7 +75,7 @@ def source_sql(
 ) -> str:
     """A SQL relation over the source's files (and pushed Parquet files), columns renamed by
     the source's ``field_mapping``."""
-    patterns = _paths(source.path)
+    patterns = _paths(source.path, source.file_format or "parquet")
     if any(p.startswith("s3://") for p in patterns):
         _register_s3(con)
     files = "[" + ", ".join(sql_literal(p) for p in patterns) + "]"
