@@ -4,7 +4,6 @@ the catalog, and the training-serving skew check."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import click
@@ -138,24 +137,39 @@ def features_materialize_incremental(end: str, views: tuple[str, ...], as_json: 
     )
 
 
-def _entity_value(text: str) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else text
+def _entity_value(text: str, kind: str | None, key: str) -> Any:
+    """A command-line value as the type the key or request field has."""
+    if kind is not None and kind.startswith("Int"):
+        try:
+            return int(text)
+        except ValueError:
+            raise InvalidInput(f"--entity {key}: {text!r} is not an integer") from None
+    if kind is not None and kind.startswith("Float"):
+        try:
+            return float(text)
+        except ValueError:
+            raise InvalidInput(f"--entity {key}: {text!r} is not a number") from None
+    if kind == "Bool":
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise InvalidInput(f"--entity {key}: {text!r} is not true or false")
+        return text.lower() in ("true", "1")
+    return text
 
 
-def _entities(values: tuple[str, ...]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
+def _entity_args(values: tuple[str, ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InvalidInput(f"--entity {item!r} is invalid: write KEY=VALUE[,VALUE...]")
-        out.setdefault(key, []).extend(_entity_value(v) for v in raw.split(","))
+        out.setdefault(key, []).extend(raw.split(","))
     if not out:
         raise InvalidInput("give at least one --entity KEY=VALUE")
     return out
+
+
+def _entities(raw: dict[str, list[str]], types: dict[str, str]) -> dict[str, list[Any]]:
+    return {k: [_entity_value(v, types.get(k), k) for v in vals] for k, vals in raw.items()}
 
 
 @features.command("get")
@@ -179,10 +193,11 @@ def features_get(
     """Read the latest feature values of entities from the online store."""
     if bool(refs) == bool(service):
         raise InvalidInput("give --feature (repeatable) or --service")
+    raw = _entity_args(entity_args)
     store = _store()
-    resp = store.get_online_features(
-        service or list(refs), _entities(entity_args), full_feature_names=full_feature_names
-    )
+    features: Any = service or list(refs)
+    entities = _entities(raw, store.entity_key_types(features))
+    resp = store.get_online_features(features, entities, full_feature_names=full_feature_names)
     data = resp.to_dict()
     if as_json:
         _print_json({"values": data, "statuses": resp.statuses})

@@ -416,6 +416,64 @@ class FeatureViewProjection:
         return [f"{self.view}:{f}" for f in self.features]
 
 
+_SIMPLE = (int, float, str, bytes, bool, type(None))
+
+
+def _simple(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, _SIMPLE):
+        return True
+    if depth < 3 and isinstance(value, (tuple, list, frozenset, set)):
+        return all(_simple(v, depth + 1) for v in value)
+    if depth < 3 and isinstance(value, dict):
+        return all(_simple(k, depth + 1) and _simple(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def udf_fingerprint(fn: Callable[..., Any], _seen: set[int] | None = None) -> str:
+    """A hash of what a function computes: its source, and the plain values (numbers, strings,
+    containers of them) and helper functions it reads from globals and closures."""
+    seen = _seen if _seen is not None else set()
+    seen.add(id(fn))
+    parts = [_function_source(fn)]
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        names: set[str] = set()
+        stack = [code]
+        while stack:
+            c = stack.pop()
+            names.update(c.co_names)
+            stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+        scope = getattr(fn, "__globals__", {}) or {}
+        for name in sorted(names):
+            if name not in scope:
+                continue
+            value = scope[name]
+            if _simple(value):
+                parts.append(f"{name}={value!r}")
+            elif inspect.isfunction(value) and id(value) not in seen:
+                parts.append(f"{name}:{udf_fingerprint(value, seen)}")
+        for i, cell in enumerate(getattr(fn, "__closure__", None) or ()):
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if _simple(value):
+                parts.append(f"closure{i}={value!r}")
+            elif inspect.isfunction(value) and id(value) not in seen:
+                parts.append(f"closure{i}:{udf_fingerprint(value, seen)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _unloadable(name: str, exc: BaseException) -> Callable[[Any], Any]:
+    def fail(_inputs: Any) -> Any:
+        raise InvalidInput(
+            f"on-demand feature view {name!r} cannot be loaded in this process: "
+            f"{type(exc).__name__}: {exc}"
+        )
+
+    return fail
+
+
 def _function_source(fn: Callable[..., Any]) -> str:
     try:
         return textwrap.dedent(inspect.getsource(fn))
@@ -443,6 +501,7 @@ class OnDemandFeatureView:
         tags: Mapping[str, str] | None = None,
         owner: str = "",
         udf_source: str | None = None,
+        udf_hash: str | None = None,
     ) -> None:
         self.name = check_name(name, "on-demand feature view")
         what = f"on-demand feature view {name!r}"
@@ -468,6 +527,7 @@ class OnDemandFeatureView:
         self.owner = _check_text(owner, f"{what} owner")
         self.tags = _check_tags(tags, what)
         self.udf_source = udf_source if udf_source is not None else _function_source(udf)
+        self.udf_hash = udf_hash or udf_fingerprint(udf)
 
     @property
     def features(self) -> list[Field]:
@@ -501,6 +561,7 @@ class OnDemandFeatureView:
             "schema": [f.to_spec() for f in self.schema],
             "mode": self.mode,
             "udf_source": self.udf_source,
+            "udf_hash": self.udf_hash,
             "udf": base64.b64encode(cloudpickle.dumps(self.udf)).decode(),
             "description": self.description,
             "tags": dict(self.tags),
@@ -518,16 +579,21 @@ class OnDemandFeatureView:
                 sources.append(RequestSource.from_spec(s))
             else:
                 sources.append(FeatureViewProjection(s["view"], list(s["features"])))
+        try:
+            udf = cloudpickle.loads(base64.b64decode(spec["udf"]))
+        except Exception as exc:  # e.g. a module the function needs is not importable here
+            udf = _unloadable(spec["name"], exc)
         return cls(
             spec["name"],
             sources,
             [Field.from_spec(f) for f in spec["schema"]],
-            cloudpickle.loads(base64.b64decode(spec["udf"])),
+            udf,
             mode=spec.get("mode", "pandas"),
             description=spec.get("description", ""),
             tags=spec.get("tags") or {},
             owner=spec.get("owner", ""),
             udf_source=spec.get("udf_source", ""),
+            udf_hash=spec.get("udf_hash") or "-",
         )
 
 

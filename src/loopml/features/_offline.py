@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.errors import InvalidInput
 from loopml.features._definitions import FeatureView
@@ -110,6 +111,17 @@ class RetrievalJob:
         clash = [n for n in self._names if n in cols]
         if clash:
             raise InvalidInput(f"entity_df already has a column named {clash[0]!r}")
+        for view_name in self._resolved.views:
+            view = self._catalog.view(view_name)
+            for k, vt in view.join_key_types.items():  # type: ignore[attr-defined]
+                column = table.column(k)
+                if vt.name.startswith("Int") and pa.types.is_floating(column.type):
+                    whole = pc.equal(column, pc.floor(column))
+                    if not pc.all(pc.fill_null(whole, True)).as_py():
+                        raise InvalidInput(
+                            f"entity_df join key {k!r} has fractional values; "
+                            f"feature view {view_name!r} keys are {vt.name}"
+                        )
 
     def _view_select(self, con: Any, view: FeatureView, features: Sequence[str]) -> str:
         source = view.source
@@ -188,10 +200,9 @@ class RetrievalJob:
                 raise InvalidInput(
                     f"entity_df join keys do not match the views' key types: {exc}"
                 ) from exc
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                raise InvalidInput(
-                    f"cannot read a feature source: {str(exc).splitlines()[0]}"
-                ) from exc
+            except duckdb.Error as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise InvalidInput(f"cannot read a feature source: {first}") from exc
         finally:
             con.close()
         return self._finish(result)

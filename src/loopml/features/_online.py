@@ -81,9 +81,10 @@ class SqliteOnlineStore(OnlineStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.uri = f"sqlite:///{self.path}"
         self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
         self._columns: dict[str, set[str]] = {}
         self._sql: dict[tuple[str, tuple[str, ...], int], str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         with self._conn() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
 
@@ -91,10 +92,16 @@ class SqliteOnlineStore(OnlineStore):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, cached_statements=256
+                self.path,
+                timeout=30.0,
+                isolation_level=None,
+                cached_statements=256,
+                check_same_thread=False,  # used by one thread; close() may run in another
             )
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
         return conn
 
     def _existing(self, table: str) -> set[str]:
@@ -102,7 +109,8 @@ class SqliteOnlineStore(OnlineStore):
         if cols is None:
             rows = self._conn().execute(f"PRAGMA table_info({_ident(table)})").fetchall()
             cols = {r[1] for r in rows}
-            self._columns[table] = cols
+            if cols:  # "no table yet" is not remembered: another process may create it
+                self._columns[table] = cols
         return cols
 
     def prepare(self, table: str, features: Sequence[str]) -> None:
@@ -174,7 +182,10 @@ class SqliteOnlineStore(OnlineStore):
             if len(keys) != 1:
                 return self.read(table, keys, names)
             conn = getattr(local, "conn", None) or connect()
-            row = conn.execute(one, keys).fetchone()
+            try:
+                row = conn.execute(one, keys).fetchone()
+            except OverflowError:
+                raise InvalidInput("an entity key is out of the Int64 range") from None
             return [None if row is None else (row[1], row[2:])]
 
         return read
@@ -189,6 +200,20 @@ class SqliteOnlineStore(OnlineStore):
         if not sql:
             return [None] * n
         conn = self._conn()
+        try:
+            return self._read(conn, sql, table, keys, features)
+        except OverflowError:
+            raise InvalidInput("an entity key is out of the Int64 range") from None
+
+    def _read(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        table: str,
+        keys: Sequence[Any],
+        features: Sequence[str],
+    ) -> list[Record | None]:
+        n = len(keys)
         if n == 1:
             row = conn.execute(sql, keys).fetchone()
             return [None if row is None else (row[1], row[2:])]
@@ -220,10 +245,14 @@ class SqliteOnlineStore(OnlineStore):
         return int(self._conn().execute(f"SELECT count(*) FROM {_ident(table)}").fetchone()[0])
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.ProgrammingError:  # made in a thread that is gone: let it be
+                pass
+        self._local = threading.local()
 
 
 def open_online_store(uri: str) -> OnlineStore:

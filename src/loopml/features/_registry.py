@@ -7,6 +7,7 @@ version; old versions stay readable. Removing an object marks it deleted; its ve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, insert, select, update
 
-from loopml.errors import InvalidInput, NotFound
+from loopml.errors import AlreadyExists, InvalidInput, NotFound
 from loopml.features._definitions import (
     FROM_SPEC,
     KINDS,
@@ -54,6 +55,9 @@ _DUCK_TYPES = {
 }
 
 
+_KEY_TYPES = ("Int32", "Int64", "String")
+
+
 def duckdb_value_type(duck: str) -> ValueType | None:
     """The ``ValueType`` of a DuckDB column type, or None if none fits."""
     duck = duck.upper()
@@ -65,8 +69,6 @@ def duckdb_value_type(duck: str) -> ValueType | None:
 
 
 def _now_ms() -> int:
-    import time
-
     return time.time_ns() // 1_000_000
 
 
@@ -133,15 +135,14 @@ def _diff_specs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         if key == "schema":
             before = {f["name"]: f["dtype"] for f in old.get("schema") or ()}
             after = {f["name"]: f["dtype"] for f in new.get("schema") or ()}
-            out += [f"+ field {n} ({t})" for n, t in after.items() if n not in before]
-            out += [f"- field {n}" for n in before if n not in after]
-            out += [
+            fields = [f"+ field {n} ({t})" for n, t in after.items() if n not in before]
+            fields += [f"- field {n}" for n in before if n not in after]
+            fields += [
                 f"~ field {n}: {before[n]} -> {t}"
                 for n, t in after.items()
                 if n in before and before[n] != t
             ]
-            if not out or all(not c.startswith(("+", "-", "~")) for c in out):
-                out.append("~ schema (descriptions or tags)")
+            out += fields or ["~ schema (order, descriptions or tags)"]
         else:
             out.append(f"~ {key}")
     return out
@@ -208,30 +209,27 @@ class SqlFeatureRegistry:
         self.workspace = workspace
 
     # -- reading -----------------------------------------------------------------------------
-    def stamp(self) -> tuple[Any, ...]:
-        """A cheap value that changes whenever anything in this workspace's registry changes."""
-        with self.db.engine.connect() as conn:
-            row = conn.execute(
+    def _stamp(self, conn: Connection) -> tuple[Any, ...]:
+        return tuple(
+            conn.execute(
                 select(
                     func.count(),
+                    func.count(feature_objects.c.deleted_at),
                     func.max(feature_objects.c.updated_at),
                     func.sum(feature_objects.c.version),
                 ).where(feature_objects.c.workspace == self.workspace)
             ).one()
-        return tuple(row)
+        )
+
+    def stamp(self) -> tuple[Any, ...]:
+        """A cheap value that changes whenever anything in this workspace's registry changes."""
+        with self.db.engine.connect() as conn:
+            return self._stamp(conn)
 
     def catalog(self) -> Catalog:
         """The current (not deleted) objects, resolved."""
         with self.db.engine.connect() as conn:
-            stamp = tuple(
-                conn.execute(
-                    select(
-                        func.count(),
-                        func.max(feature_objects.c.updated_at),
-                        func.sum(feature_objects.c.version),
-                    ).where(feature_objects.c.workspace == self.workspace)
-                ).one()
-            )
+            stamp = self._stamp(conn)
             rows = conn.execute(
                 select(
                     feature_objects.c.kind,
@@ -397,7 +395,36 @@ class SqlFeatureRegistry:
             raise InvalidInput(
                 f"a feature view and an on-demand feature view share the name {dup[0]!r}"
             )
+        for (kind, name), spec in kept.items():
+            self._check_kept(kind, name, spec, spec_of)
         return specs
+
+    def _check_kept(self, kind: str, name: str, spec: Mapping[str, Any], spec_of: Any) -> None:
+        """An object that stays as it is must still fit the objects that change around it."""
+        what = f"{kind.replace('_', ' ')} {name!r}"
+        if kind == "feature_view":
+            keys: list[str] = []
+            for e in spec["entities"]:
+                keys += (spec_of("entity", e) or {}).get("join_keys", [])
+            if keys != spec.get("join_keys"):
+                raise InvalidInput(
+                    f"{what} was applied with join keys {spec.get('join_keys')}; its entities now "
+                    f"give {keys}: apply the view together with its entities"
+                )
+            return
+        projections: list[Mapping[str, Any]] = []
+        if kind == "feature_service":
+            projections = spec["features"]
+        elif kind == "on_demand_feature_view":
+            projections = [s for s in spec["sources"] if s["type"] == "view"]
+        for p in projections:
+            _, names = self._features_of(p["view"], spec_of, what)
+            gone = [f for f in p["features"] if f not in names]
+            if gone:
+                raise InvalidInput(
+                    f"{what} uses {p['view']}:{gone[0]}, which the new definition of "
+                    f"{p['view']!r} drops: apply {name!r} too"
+                )
 
     @staticmethod
     def _view_spec(view: FeatureView, spec_of: Any) -> dict[str, Any]:
@@ -479,6 +506,12 @@ class SqlFeatureRegistry:
         for f in fields:
             if f["name"] in reserved:
                 raise InvalidInput(f"{what}: {f['name']!r} is a timestamp column, not a feature")
+        bad = [k for k in keys if k in key_types and key_types[k] not in _KEY_TYPES]
+        if bad:
+            raise InvalidInput(
+                f"{what}: join key {bad[0]!r} is {key_types[bad[0]]}; join keys must be "
+                "Int32, Int64 or String"
+            )
         missing_types = [k for k in keys if k not in key_types]
         if missing_types:
             raise InvalidInput(
@@ -501,8 +534,10 @@ class SqlFeatureRegistry:
     def _odfv_spec(self, odfv: OnDemandFeatureView, spec_of: Any) -> dict[str, Any]:
         what = f"on-demand feature view {odfv.name!r}"
         spec = odfv.to_spec()
+        inputs: list[str] = []
         for s, src in zip(spec["sources"], odfv.sources, strict=True):
             if isinstance(src, RequestSource):
+                inputs += [f.name for f in src.schema]
                 continue
             kind, names = self._features_of(s["view"], spec_of, what)
             if kind != "feature_view":
@@ -514,6 +549,10 @@ class SqlFeatureRegistry:
                 raise InvalidInput(
                     f"{what}: feature view {s['view']!r} has no feature {unknown[0]!r}"
                 )
+            inputs += s["features"]
+        twice = sorted({n for n in inputs if inputs.count(n) > 1})
+        if twice:
+            raise InvalidInput(f"{what}: two of its inputs are named {twice[0]!r}")
         return spec
 
     def _service_spec(self, service: FeatureService, spec_of: Any) -> dict[str, Any]:
@@ -566,8 +605,19 @@ class SqlFeatureRegistry:
             return self._plan(conn, objects, partial)[0]
 
     def apply(self, objects: Sequence[Any], *, partial: bool = True) -> Plan:
-        """Register the objects (new versions for changed ones) in one transaction."""
-        with self.db.engine.begin() as conn:
+        """Register the objects (new versions for changed ones) in one transaction; a
+        concurrent apply that got there first makes this one plan again (up to 5 times)."""
+        for attempt in range(5):
+            try:
+                return self._apply(objects, partial)
+            except AlreadyExists:
+                if attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _apply(self, objects: Sequence[Any], partial: bool) -> Plan:
+        with self.db.write() as conn:
             plan, specs, current = self._plan(conn, objects, partial)
             now = _now_ms()
             for item in plan.items:
@@ -615,6 +665,11 @@ class SqlFeatureRegistry:
                 )
         return plan
 
+    def check_workspace(self) -> None:
+        """``NotFound`` unless this registry's workspace exists."""
+        with self.db.engine.connect() as conn:
+            self._ensure_workspace(conn)
+
     def _ensure_workspace(self, conn: Connection) -> None:
         from loopml.store.tables import workspaces
 
@@ -651,7 +706,7 @@ class SqlFeatureRegistry:
             k: (orjson.dumps(v).decode() if k in ("stats", "checkpoint") and v is not None else v)
             for k, v in values.items()
         }
-        with self.db.engine.begin() as conn:
+        with self.db.write() as conn:
             object_id = self._view_id(conn, view)
             done = conn.execute(
                 update(feature_view_state)

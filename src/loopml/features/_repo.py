@@ -84,6 +84,12 @@ def load_repo(path: str | Path) -> list[Any]:
                     found.append(value)
     finally:
         sys.path.remove(str(root))
+        # Helper modules the repo imported are forgotten: a later load reads them afresh, and
+        # cloudpickle packs functions from them by value (another process cannot import them).
+        for mod_name, mod in list(sys.modules.items()):
+            file = getattr(mod, "__file__", None)
+            if file and Path(file).resolve().is_relative_to(root):
+                del sys.modules[mod_name]
     for obj in found:
         if isinstance(obj, FeatureView) and obj.source is not None:
             _absolute(obj.source, root)

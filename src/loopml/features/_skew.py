@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from loopml.errors import InvalidInput
@@ -88,10 +89,17 @@ def skew_check(
         try:
             rel = source_sql(con, fv.source, columns=keys, pushed=store._pushed(view))  # type: ignore[arg-type]
             cols = ", ".join(quote(k) for k in keys)
+            not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in keys)
+            distinct = f"SELECT DISTINCT {cols} FROM {rel} WHERE {not_null}"
             entity_rows = con.sql(
-                f"SELECT DISTINCT {cols} FROM {rel} USING SAMPLE reservoir({int(sample)} ROWS) "
+                f"SELECT * FROM ({distinct}) USING SAMPLE reservoir({int(sample)} ROWS) "
                 "REPEATABLE (7)"
             ).df()
+        except duckdb.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InvalidInput(
+                f"cannot read the source of feature view {view!r}: {first}"
+            ) from exc
         finally:
             con.close()
     else:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +23,14 @@ from loopml.features._definitions import (
     FeatureView,
     OnDemandFeatureView,
 )
-from loopml.features._materialize import MaterializeResult, encode_keys, materialize_view
+from loopml.features._materialize import (
+    NULL_CREATED,
+    FeatureStats,
+    MaterializeResult,
+    encode_keys,
+    key_order,
+    materialize_view,
+)
 from loopml.features._odfv import input_names, run_odfv
 from loopml.features._offline import RetrievalJob
 from loopml.features._online import OnlineStore, open_online_store
@@ -65,6 +73,8 @@ class OnlineResponse:
     """Online feature values, column-major as in Feast: join keys first, then features in the
     order requested. Statuses and timestamps are worked out only when asked for."""
 
+    __slots__ = ("_keys", "_names", "_states", "_values")
+
     def __init__(
         self,
         keys: dict[str, list[Any]],
@@ -80,8 +90,7 @@ class OnlineResponse:
     def to_dict(self, include_event_timestamps: bool = False) -> dict[str, list[Any]]:
         """``{column: [value per entity row]}``; unknown entities give None."""
         out: dict[str, list[Any]] = dict(self._keys)
-        for name, vals in zip(self._names, self._values, strict=True):
-            out[name] = vals
+        out.update(zip(self._names, self._values, strict=True))
         if include_event_timestamps:
             for name, (states, stamps) in zip(self._names, self._states, strict=True):
                 out[f"{name}__ts"] = [
@@ -150,7 +159,8 @@ class _OnlinePlan:
         self.names = resolved.names(full)
         self.keys: list[str] = []
         self.key_types: dict[str, Any] = {}
-        self.views: list[tuple[str, list[str], list[str], float | None, str]] = []
+        self.views: list[tuple[str, list[str], list[str], int | None, Any]] = []
+        self.convert: dict[tuple[str, str], Callable[[Any], Any]] = {}
         for view_name, features in resolved.views.items():
             view = catalog.view(view_name)
             if not view.online:
@@ -162,29 +172,60 @@ class _OnlinePlan:
                     self.key_types[k] = view.join_key_types[k]  # type: ignore[attr-defined]
             table = store._table(view_name)
             read = store.online.reader(table, features)
-            self.views.append((view_name, features, vkeys, view.ttl_seconds, read))
+            ttl = view.ttl_seconds
+            ttl_us = None if ttl is None else int(ttl * 1_000_000)
+            self.views.append((view_name, features, key_order(view), ttl_us, read))
+            types = {f.name: f.type.name for f in view.features}
+            for f in features:
+                if types[f] in _CONVERT:
+                    self.convert[(view_name, f)] = _CONVERT[types[f]]
         self.odfvs = [(catalog.odfvs[n], outs) for n, outs in resolved.odfvs.items()]
         self.request_fields = list(resolved.request_fields)
         self.wanted = self.keys + [r for r in self.request_fields if r not in self.keys]
         # One view read in the order asked for: its columns are the answer as they come.
         self.direct = (
             not self.odfvs
+            and not self.convert
             and len(self.views) == 1
             and [(self.views[0][0], f) for f in self.views[0][1]] == resolved.output
         )
 
 
+def _from_us(value: Any) -> Any:
+    if value is None:
+        return None
+    return _EPOCH + dt.timedelta(microseconds=int(value))
+
+
+def _to_bool(value: Any) -> Any:
+    return None if value is None else bool(value)
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {"Bool": _to_bool, "UnixTimestamp": _from_us}
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _plain_ints(col: list[Any]) -> bool:
+    """Whether every value is a Python int within Int64 (the common case, checked quickly)."""
+    return all(type(v) is int for v in col) and (
+        not col or (_INT64[0] <= min(col) and max(col) <= _INT64[1])
+    )
+
+
 def _check_key(value: Any, key: str, kind: str) -> Any:
     if kind.startswith("Int"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+        number: Any = None
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            number = int(value)
+        elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+            number = int(value)
+        if number is not None:
+            if not _INT64[0] <= number <= _INT64[1]:
+                raise InvalidInput(f"entity key {key!r} {number} is out of the Int64 range")
+            return number
     elif kind == "String":
-        if isinstance(value, str):
-            return value
-    elif value is not None:
-        return value
+        if isinstance(value, (str, np.str_)):
+            return str(value)
     raise InvalidInput(f"entity key {key!r} must be {kind}, got {value!r}")
 
 
@@ -270,10 +311,17 @@ class FeatureStore:
         self.refresh_registry()
         catalog = self.catalog
         for item in plan.items:
-            if item.kind == "feature_view" and item.action in ("add", "change"):
+            if item.kind != "feature_view":
+                continue
+            if item.action in ("add", "change"):
                 view = catalog.views[item.name]
                 if view.online:
                     self.online.prepare(self._table(item.name), view.feature_names)
+            elif item.action == "remove":  # a view added again later starts from nothing
+                self.online.drop(self._table(item.name))
+                self.registry.set_state(
+                    item.name, watermark=None, checkpoint=None, stats={}, materialized_at=None
+                )
         return plan
 
     def _repo(self, path: str | Path | None) -> list[Any]:
@@ -368,19 +416,38 @@ class FeatureStore:
         start_us: int,
         end_us: int,
         progress: Callable[[str, int], None] | None,
+        *,
+        incremental: bool = False,
     ) -> MaterializeResult:
         state = self.registry.state(view.name)
         version = view.version  # type: ignore[attr-defined]
+        checkpoint = state["checkpoint"] or {}
+        same = checkpoint.get("start") == start_us and checkpoint.get("version") == version
+        if same and incremental and checkpoint.get("end") != end_us:
+            # An interrupted incremental run: finish its window first, then go on from there.
+            self._materialize_one(view, start_us, checkpoint["end"], progress)
+            return self._materialize_one(view, checkpoint["end"], end_us, progress)
         window = {"start": start_us, "end": end_us, "version": version}
-        checkpoint = state["checkpoint"]
         resume = None
-        if checkpoint and all(checkpoint.get(k) == v for k, v in window.items()):
+        stats = None
+        before = 0
+        if same and checkpoint.get("end") == end_us:
             resume = checkpoint.get("last_key")
+            before = int(checkpoint.get("rows", 0))
+            stats = {k: FeatureStats.from_state(v) for k, v in checkpoint.get("stats", {}).items()}
 
-        def on_batch(rows: int, last_key: list[Any]) -> None:
-            self.registry.set_state(view.name, checkpoint={**window, "last_key": last_key})
+        def on_batch(rows: int, last_key: list[Any], now: dict[str, FeatureStats]) -> None:
+            self.registry.set_state(
+                view.name,
+                checkpoint={
+                    **window,
+                    "last_key": last_key,
+                    "rows": before + rows,
+                    "stats": {k: v.to_state() for k, v in now.items()},
+                },
+            )
             if progress is not None:
-                progress(view.name, rows)
+                progress(view.name, before + rows)
 
         rows, stats = materialize_view(
             view,
@@ -390,16 +457,17 @@ class FeatureStore:
             end_us,
             pushed=self._pushed(view.name),
             resume_after=resume,
+            stats=stats,
             on_batch=on_batch,
         )
-        summary = {name: s.to_dict() for name, s in stats.items()}
+        summary = {name: s.to_dict() for name, s in stats.items() if name in view.feature_names}
         watermark = state["watermark"]
         self.registry.set_state(
             view.name,
             watermark=end_us if watermark is None else max(watermark, end_us),
             stats={
                 "features": summary,
-                "rows": rows,
+                "rows": before + rows,
                 "window": [start_us, end_us],
                 "version": version,
                 "resumed": resume is not None,
@@ -449,7 +517,7 @@ class FeatureStore:
                 raise InvalidInput(
                     f"end_date is before feature view {view.name!r}'s watermark {_iso(start)}"
                 )
-            out.append(self._materialize_one(view, start, end, progress))
+            out.append(self._materialize_one(view, start, end, progress, incremental=True))
         return out
 
     # -- online ------------------------------------------------------------------------------
@@ -474,6 +542,17 @@ class FeatureStore:
             plans[cache_key] = plan
         return plan
 
+    def entity_key_types(self, features: Sequence[str] | FeatureService | str) -> dict[str, str]:
+        """The entity keys (and request fields, typed by their schema) a feature list needs,
+        with their type names: what a caller must send to ``get_online_features``."""
+        plan = self._online_plan(features, False)
+        out = {k: plan.key_types[k].name for k in plan.keys}
+        for odfv, _ in plan.odfvs:
+            for s in odfv.sources:
+                for f in getattr(s, "schema", None) or ():
+                    out.setdefault(f.name, f.type.name)
+        return out
+
     def get_online_features(
         self,
         features: Sequence[str] | FeatureService | str,
@@ -484,15 +563,14 @@ class FeatureStore:
         """The latest values for each entity row (a list of dicts or a dict of lists)."""
         plan = self._online_plan(features, full_feature_names)
         columns = self._entity_columns(plan, entity_rows)
-        n = len(columns[plan.keys[0]]) if plan.keys else 0
-        now_us = time.time_ns() // 1000
+        n = len(columns[plan.wanted[0]]) if plan.wanted else 0
         got: dict[tuple[str, str], tuple[list[Any], tuple[list[int] | None, list[int]]]] = {}
         for view_name, feats, vkeys, ttl, read in plan.views:
             keys = (
                 columns[vkeys[0]] if len(vkeys) == 1 else encode_keys([columns[k] for k in vkeys])
             )
             records = read(keys)
-            oldest = -1 if ttl is None else now_us - int(ttl * 1_000_000)
+            oldest = -1 if ttl is None else time.time_ns() // 1000 - ttl
             states: list[int] | None = None
             stamps = [0] * n
             rows: list[Any] = [None] * n
@@ -511,12 +589,18 @@ class FeatureStore:
                     rows[i] = (None,) * len(feats)
                 else:
                     rows[i] = rec[1]
-            cols = [list(c) for c in zip(*rows, strict=True)] if n else [[] for _ in feats]
+            if n == 1:
+                cols = [[v] for v in rows[0]]
+            else:
+                cols = [list(c) for c in zip(*rows, strict=True)] if n else [[] for _ in feats]
             state = (states, stamps)
             if plan.direct:
                 keys_out = {k: columns[k] for k in plan.keys}
                 return OnlineResponse(keys_out, plan.names, cols, [state] * len(cols))
             for f, col in zip(feats, cols, strict=True):
+                convert = plan.convert.get((view_name, f))
+                if convert is not None:
+                    col = [convert(v) for v in col]
                 got[(view_name, f)] = (col, state)
         for odfv, outputs in plan.odfvs:
             self._run_odfv(odfv, outputs, columns, got, n)
@@ -540,7 +624,7 @@ class FeatureStore:
                 pass  # the general path below says what is wrong
             else:
                 kind = plan.key_types[k].name if k in plan.key_types else ""
-                if kind.startswith("Int") and all(type(v) is int for v in col):
+                if kind.startswith("Int") and _plain_ints(col):
                     return {k: col}
                 if kind == "String" and all(type(v) is str for v in col):
                     return {k: col}
@@ -551,6 +635,8 @@ class FeatureStore:
                 if k not in rows:
                     raise InvalidInput(f"entity rows lack {k!r}")
                 col = rows[k]
+                if hasattr(col, "tolist") and not isinstance(col, (str, bytes)):
+                    col = col.tolist()  # a NumPy array or pandas Series
                 if isinstance(col, (str, bytes)) or not isinstance(col, Sequence):
                     raise InvalidInput(f"entity column {k!r} must be a list")
                 if n is not None and len(col) != n:
@@ -573,7 +659,7 @@ class FeatureStore:
             kind = plan.key_types[k].name
             col = columns[k]
             if kind.startswith("Int"):
-                if not all(type(v) is int for v in col):
+                if not _plain_ints(col):
                     columns[k] = [_check_key(v, k, kind) for v in col]
             elif not all(type(v) is str for v in col) or kind != "String":
                 columns[k] = [_check_key(v, k, kind) for v in col]
@@ -600,36 +686,58 @@ class FeatureStore:
 
     # -- push --------------------------------------------------------------------------------
     def push(self, feature_view: str, df: Any, *, to: str = "online_and_offline") -> int:
-        """Write fresh rows of a view online (newer wins) and append them to its offline data."""
+        """Write fresh rows of a view online (newer wins) and append them to its offline data;
+        every row is checked first, so a bad row writes nothing."""
         if to not in ("online", "offline", "online_and_offline"):
             raise InvalidInput("to must be 'online', 'offline' or 'online_and_offline'")
         view = self.catalog.view(feature_view)
+        if to == "online" and not view.online:
+            raise InvalidInput(f"feature view {view.name!r} is not online (online=False)")
         source = view.source
         assert source is not None
-        if isinstance(df, pd.DataFrame):
-            table = pa.Table.from_pandas(df, preserve_index=False)
-        elif isinstance(df, pa.Table):
-            table = df
-        else:
-            raise InvalidInput("push needs a pandas DataFrame or an Arrow table")
         keys: list[str] = view._join_keys  # type: ignore[attr-defined]
         need = [*keys, source.timestamp_field, *view.feature_names]
-        missing = [c for c in need if c not in table.column_names]
-        if missing:
-            raise InvalidInput(f"pushed rows lack column {missing[0]!r} of view {view.name!r}")
         created = source.created_timestamp_column
-        if created and created not in table.column_names:
-            stamp = pa.scalar(dt.datetime.now(dt.UTC), type=pa.timestamp("us", tz="UTC"))
-            table = table.append_column(
-                created, pa.array([stamp.as_py()] * table.num_rows, stamp.type)
-            )
-        table = table.select(need + ([created] if created else []))
         try:
-            table = _conform(table, view)
+            if isinstance(df, pd.DataFrame):
+                table = pa.Table.from_pandas(df, preserve_index=False)
+            elif isinstance(df, pa.Table):
+                table = df
+            else:
+                raise InvalidInput("push needs a pandas DataFrame or an Arrow table")
+            missing = [c for c in need if c not in table.column_names]
+            if missing:
+                raise InvalidInput(f"pushed rows lack column {missing[0]!r} of view {view.name!r}")
+            if created and created not in table.column_names:
+                stamp = dt.datetime.now(dt.UTC)
+                table = table.append_column(
+                    created, pa.array([stamp] * table.num_rows, pa.timestamp("us", tz="UTC"))
+                )
+            table = _conform(table.select(need + ([created] if created else [])), view)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise InvalidInput(f"pushed rows do not fit view {view.name!r}: {exc}") from exc
+        for col in (*keys, source.timestamp_field):
+            if table.column(col).null_count:
+                raise InvalidInput(f"pushed rows have an empty {col!r}")
         if table.num_rows == 0:
             return 0
+        rows = None
+        if to != "offline" and view.online:
+            order = key_order(view)
+            us = pa.int64()
+            ts_us = pc.cast(table.column(source.timestamp_field), us).to_pylist()
+            if created:
+                cr = pc.fill_null(pc.cast(table.column(created), us), NULL_CREATED).to_pylist()
+            else:
+                cr = [NULL_CREATED] * table.num_rows
+            values = []
+            for f in view.features:
+                col = table.column(f.name)
+                if f.type.name == "UnixTimestamp":
+                    col = pc.cast(col, us)
+                values.append(col.to_pylist())
+            encoded = encode_keys([table.column(k).to_pylist() for k in order])
+            rows = list(zip(encoded, ts_us, cr, *values, strict=True))
         if to != "online":
             import pyarrow.parquet as pq
 
@@ -639,20 +747,7 @@ class FeatureStore:
             partial = final.with_suffix(".tmp")
             pq.write_table(table, str(partial))
             partial.rename(final)
-        if to != "offline" and view.online:
-            ts = table.column(source.timestamp_field)
-            ts_us = [to_utc_us(v, "timestamp") for v in ts.to_pylist()]
-            cr_us = (
-                [
-                    to_utc_us(v, "created") if v is not None else 0
-                    for v in table.column(created).to_pylist()
-                ]
-                if created
-                else [0] * table.num_rows
-            )
-            encoded = encode_keys([table.column(k).to_pylist() for k in keys])
-            values = [table.column(f).to_pylist() for f in view.feature_names]
-            rows = list(zip(encoded, ts_us, cr_us, *values, strict=True))
+        if rows is not None:
             self.online.prepare(self._table(view.name), view.feature_names)
             self.online.write(self._table(view.name), view.feature_names, rows)
         return table.num_rows
@@ -677,11 +772,10 @@ def _conform(table: pa.Table, view: FeatureView) -> pa.Table:
             column_type = table.schema.field(name).type
             if not (pa.types.is_timestamp(column_type) or pa.types.is_date(column_type)):
                 raise pa.ArrowInvalid(f"{name!r} must hold timestamps")
+            column = table.column(name)
             if pa.types.is_timestamp(column_type) and column_type.tz is None:
-                table = table.set_column(
-                    table.column_names.index(name),
-                    name,
-                    pc.assume_timezone(table.column(name), "UTC"),
-                )
+                column = pc.assume_timezone(column, "UTC")
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, pc.cast(column, stamp, safe=False))
             fields.append(pa.field(name, stamp))
     return table.cast(pa.schema(fields))

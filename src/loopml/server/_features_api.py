@@ -46,12 +46,16 @@ def _store(request: Request) -> FeatureStore:
         with _lock:
             store = stores.get(workspace)
             if store is None:
+                if len(stores) >= 1000:
+                    raise InvalidInput("too many workspaces served at once")
                 base = stores.get(state.workspace)
                 store = FeatureStore(
                     database_uri=state.database_uri,
                     online_store=None if base is None else base.online,
                     workspace=workspace,
                 )
+                if workspace != state.workspace:
+                    store.registry.check_workspace()  # a 404 for a workspace that is not there
                 stores[workspace] = store
     return store
 
