@@ -166,6 +166,12 @@ def test_bad_bodies_are_4xx_json(
 def test_not_json_and_unknown_view(served: tuple[str, FeatureStore]) -> None:
     url, _ = served
     r = httpx.post(
+        url + "/api/v1/features/online",
+        json={"features": ["driver_stats:trips"], "entities": {"driver_id": [1]}},
+        headers={"X-Loopml-Workspace": "nope"},
+    )
+    assert r.status_code == 404 and "workspace 'nope'" in r.json()["message"]
+    r = httpx.post(
         url + "/api/v1/features/online", content=b"{", headers={"content-type": "application/json"}
     )
     assert r.status_code == 400 and "JSON" in r.json()["message"]

@@ -43,11 +43,12 @@ def create_app(
     *,
     database_uri: str | None = None,
     artifact_uri: str | None = None,
-) -> FastAPI:
+) -> Any:
     """The loopml server app over the configured (or given) database and artifact root."""
     from loopml.data import SqlDatasetStore
     from loopml.server._data_api import router as datasets_router
     from loopml.server._deploy_api import router as deployments_router
+    from loopml.server._features_api import OnlineFastPath
     from loopml.server._features_api import router as features_router
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
@@ -111,7 +112,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
-    return app
+    return OnlineFastPath(app)  # the online-features route in front; all else to the app
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

@@ -3,6 +3,7 @@ materialization, and the catalog (views, entities, services, their versions and 
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -10,11 +11,12 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from loopml.errors import InvalidInput
+from loopml.errors import InvalidInput, LoopmlError
 from loopml.features import FeatureStore, SqliteOnlineStore, describe_view
 
 router = APIRouter(prefix="/api/v1/features", tags=["features"])
 
+_log = logging.getLogger("loopml.server")
 _WORKSPACE_HEADER = "x-loopml-workspace"
 _ONLINE_BODY = {
     "content": {
@@ -39,7 +41,10 @@ _lock = threading.Lock()
 def _store(request: Request) -> FeatureStore:
     """The feature store of the request's workspace (one per workspace, made on first use)."""
     state = request.app.state
-    workspace = request.headers.get(_WORKSPACE_HEADER) or state.workspace
+    return _store_for(state, request.headers.get(_WORKSPACE_HEADER) or state.workspace)
+
+
+def _store_for(state: Any, workspace: str) -> FeatureStore:
     stores: dict[str, FeatureStore] = state.feature_stores
     store = stores.get(workspace)
     if store is None:
@@ -103,7 +108,8 @@ def _online(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/online", openapi_extra={"requestBody": _ONLINE_BODY})
 async def get_online_features(request: Request) -> Response:
-    """Latest feature values for entity keys; the body and response follow Feast's server."""
+    """Latest feature values for entity keys; the body and response follow Feast's server.
+    (Served by ``OnlineFastPath`` in front of the app; this route documents it.)"""
     store = _store(request)
     body = await _json(request)
     if isinstance(store.online, SqliteOnlineStore):  # a local read takes microseconds
@@ -221,3 +227,76 @@ async def list_services(request: Request) -> Response:
     store = _store(request)
     objs = await run_in_threadpool(store.registry.list_objects, "feature_service")
     return _ok({"services": objs})
+
+
+_ONLINE_PATH = "/api/v1/features/online"
+_MAX_ONLINE_BODY = 16 << 20
+_JSON_HEADER = (b"content-type", b"application/json")
+
+
+class OnlineFastPath:
+    """ASGI layer answering ``POST /api/v1/features/online`` without FastAPI's routing and
+    exception middleware (the route is read per prediction, so its overhead matters); every
+    other request goes to the app behind."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:  # state, routes, openapi ... of the app behind
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != _ONLINE_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        state = self.app.state
+        workspace = state.workspace
+        for name, value in scope["headers"]:
+            if name == b"x-loopml-workspace" and value:
+                workspace = value.decode("latin-1")
+        status = 200
+        try:
+            raw = await _read_body(receive)
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise InvalidInput("the request body must be JSON") from None
+            if not isinstance(body, dict):
+                raise InvalidInput("the request body must be a JSON object")
+            store = _store_for(state, workspace)
+            if isinstance(store.online, SqliteOnlineStore):  # a local read takes microseconds
+                data = _online(store, body)
+            else:
+                data = await run_in_threadpool(_online, store, body)
+        except LoopmlError as exc:
+            status = exc.http_status
+            data = {"error_code": exc.code, "message": str(exc)}
+            if status >= 500:
+                _log.error("POST %s failed: %s", _ONLINE_PATH, exc)
+        except Exception as exc:
+            _log.exception("POST %s failed", _ONLINE_PATH)
+            status = 500
+            data = {
+                "error_code": "INTERNAL_ERROR",
+                "message": f"internal error: {type(exc).__name__}",
+            }
+        payload = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+        headers = [_JSON_HEADER, (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInput("the client went away before sending the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_ONLINE_BODY:
+            raise InvalidInput(f"the body exceeds {_MAX_ONLINE_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
