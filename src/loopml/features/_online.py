@@ -20,7 +20,7 @@ from loopml.errors import InvalidInput
 
 __all__ = ["OnlineStore", "SqliteOnlineStore", "open_online_store"]
 
-Record = tuple[int, tuple[Any, ...]]  # (event_ts µs, values in the requested feature order)
+Record = tuple[Any, ...]  # (key, event_ts µs, *values in the requested feature order)
 
 
 class OnlineStore(ABC):
@@ -45,7 +45,7 @@ class OnlineStore(ABC):
     def read(
         self, table: str, keys: Sequence[Any], features: Sequence[str]
     ) -> list[Record | None]:
-        """For each key, its stored (event_ts, values) or None."""
+        """For each key, its stored ``(key, event_ts, *values)`` or None."""
 
     @abstractmethod
     def drop(self, table: str) -> None:
@@ -186,7 +186,7 @@ class SqliteOnlineStore(OnlineStore):
                 row = conn.execute(one, keys).fetchone()
             except OverflowError:
                 raise InvalidInput("an entity key is out of the Int64 range") from None
-            return [None if row is None else (row[1], row[2:])]
+            return [row]
 
         return read
 
@@ -215,18 +215,17 @@ class SqliteOnlineStore(OnlineStore):
     ) -> list[Record | None]:
         n = len(keys)
         if n == 1:
-            row = conn.execute(sql, keys).fetchone()
-            return [None if row is None else (row[1], row[2:])]
-        found: dict[Any, Record] = {}
+            return [conn.execute(sql, keys).fetchone()]
         if n <= 500:
-            for row in conn.execute(sql, keys):
-                found[row[0]] = (row[1], row[2:])
+            found = {row[0]: row for row in conn.execute(sql, keys)}
         else:
+            found = {}
             for i in range(0, n, 500):
                 part = keys[i : i + 500]
-                for row in conn.execute(self._select(table, features, len(part)), part):
-                    found[row[0]] = (row[1], row[2:])
-        return [found.get(k) for k in keys]
+                sql_part = self._select(table, features, len(part))
+                found.update((row[0], row) for row in conn.execute(sql_part, part))
+        get = found.get
+        return [get(k) for k in keys]
 
     def invalidate(self) -> None:
         with self._lock:

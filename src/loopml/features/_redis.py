@@ -95,12 +95,12 @@ class RedisOnlineStore(OnlineStore):
 
             got = self._guard(run)
         out: list[Record | None] = []
-        for t, v in got:
+        for k, (t, v) in zip(keys, got, strict=True):
             if t is None:
                 out.append(None)
                 continue
             values = orjson.loads(v)
-            out.append((int(t), tuple(values.get(f) for f in features)))
+            out.append((k, int(t), *(values.get(f) for f in features)))
         return out
 
     def _scan(self, table: str) -> Any:

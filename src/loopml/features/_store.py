@@ -569,35 +569,35 @@ class FeatureStore:
             keys = (
                 columns[vkeys[0]] if len(vkeys) == 1 else encode_keys([columns[k] for k in vkeys])
             )
-            records = read(keys)
-            oldest = -1 if ttl is None else time.time_ns() // 1000 - ttl
+            rows = read(keys)
             states: list[int] | None = None
-            stamps = [0] * n
-            rows: list[Any] = [None] * n
-            for i, rec in enumerate(records):
-                if rec is None:
-                    if states is None:
-                        states = [_PRESENT] * n
-                    states[i] = _MISSING
-                    rows[i] = (None,) * len(feats)
-                    continue
-                ts = stamps[i] = rec[0]
-                if ts < oldest:
-                    if states is None:
-                        states = [_PRESENT] * n
-                    states[i] = _EXPIRED
-                    rows[i] = (None,) * len(feats)
-                else:
-                    rows[i] = rec[1]
-            if n == 1:
-                cols = [[v] for v in rows[0]]
+            if ttl is not None:
+                oldest = time.time_ns() // 1000 - ttl
+                if None in rows or any(r[1] < oldest for r in rows):
+                    states = [
+                        _MISSING if r is None else (_EXPIRED if r[1] < oldest else _PRESENT)
+                        for r in rows
+                    ]
+            elif None in rows:
+                states = [_MISSING if r is None else _PRESENT for r in rows]
+            width = len(feats) + 2
+            if states is not None:  # missing or expired rows: their values are None
+                blank = (None,) * width
+                rows = [
+                    r if s == _PRESENT else (blank if r is None else (r[0], r[1], *blank[2:]))
+                    for r, s in zip(rows, states, strict=True)
+                ]
+            if n:
+                cols = [list(c) for c in zip(*rows, strict=True)]
             else:
-                cols = [list(c) for c in zip(*rows, strict=True)] if n else [[] for _ in feats]
+                cols = [[] for _ in range(width)]
+            stamps = [0 if t is None else t for t in cols[1]] if states is not None else cols[1]
             state = (states, stamps)
+            values = cols[2:]
             if plan.direct:
                 keys_out = {k: columns[k] for k in plan.keys}
-                return OnlineResponse(keys_out, plan.names, cols, [state] * len(cols))
-            for f, col in zip(feats, cols, strict=True):
+                return OnlineResponse(keys_out, plan.names, values, [state] * len(values))
+            for f, col in zip(feats, values, strict=True):
                 convert = plan.convert.get((view_name, f))
                 if convert is not None:
                     col = [convert(v) for v in col]
