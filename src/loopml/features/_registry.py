@@ -209,6 +209,14 @@ class SqlFeatureRegistry:
         self.workspace = workspace
 
     # -- reading -----------------------------------------------------------------------------
+    def _with_spec(self, query: Any) -> Any:
+        """``query`` joined to each object's current version, in this workspace."""
+        return query.join(
+            feature_object_versions,
+            (feature_object_versions.c.object_id == feature_objects.c.object_id)
+            & (feature_object_versions.c.version == feature_objects.c.version),
+        ).where(feature_objects.c.workspace == self.workspace)
+
     def _stamp(self, conn: Connection) -> tuple[Any, ...]:
         return tuple(
             conn.execute(
@@ -230,22 +238,14 @@ class SqlFeatureRegistry:
         """The current (not deleted) objects, resolved."""
         with self.db.engine.connect() as conn:
             stamp = self._stamp(conn)
+            columns = select(
+                feature_objects.c.kind,
+                feature_objects.c.name,
+                feature_objects.c.version,
+                feature_object_versions.c.spec,
+            )
             rows = conn.execute(
-                select(
-                    feature_objects.c.kind,
-                    feature_objects.c.name,
-                    feature_objects.c.version,
-                    feature_object_versions.c.spec,
-                )
-                .join(
-                    feature_object_versions,
-                    (feature_object_versions.c.object_id == feature_objects.c.object_id)
-                    & (feature_object_versions.c.version == feature_objects.c.version),
-                )
-                .where(
-                    feature_objects.c.workspace == self.workspace,
-                    feature_objects.c.deleted_at.is_(None),
-                )
+                self._with_spec(columns).where(feature_objects.c.deleted_at.is_(None))
             ).all()
         order = {k: i for i, k in enumerate(KINDS)}
         parsed = sorted(
@@ -260,15 +260,8 @@ class SqlFeatureRegistry:
         """Objects (kind, name, version, times, spec of the current version), by kind and name."""
         if kind is not None and kind not in KINDS:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
-        query = (
-            select(feature_objects, feature_object_versions.c.spec)
-            .join(
-                feature_object_versions,
-                (feature_object_versions.c.object_id == feature_objects.c.object_id)
-                & (feature_object_versions.c.version == feature_objects.c.version),
-            )
-            .where(feature_objects.c.workspace == self.workspace)
-            .order_by(feature_objects.c.kind, feature_objects.c.name)
+        query = self._with_spec(select(feature_objects, feature_object_versions.c.spec)).order_by(
+            feature_objects.c.kind, feature_objects.c.name
         )
         if kind is not None:
             query = query.where(feature_objects.c.kind == kind)
@@ -338,13 +331,7 @@ class SqlFeatureRegistry:
     # -- planning and applying ------------------------------------------------------------------
     def _current(self, conn: Connection) -> dict[tuple[str, str], Any]:
         rows = conn.execute(
-            select(feature_objects, feature_object_versions.c.spec)
-            .join(
-                feature_object_versions,
-                (feature_object_versions.c.object_id == feature_objects.c.object_id)
-                & (feature_object_versions.c.version == feature_objects.c.version),
-            )
-            .where(feature_objects.c.workspace == self.workspace)
+            self._with_spec(select(feature_objects, feature_object_versions.c.spec))
         ).all()
         return {(r.kind, r.name): r for r in rows}
 
