@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from loopml.errors import InvalidInput
+from loopml.errors import InvalidInput, StoreError
 
 __all__ = ["OnlineStore", "SqliteOnlineStore", "open_online_store"]
 
@@ -85,8 +86,17 @@ class SqliteOnlineStore(OnlineStore):
         self._columns: dict[str, set[str]] = {}
         self._sql: dict[tuple[str, tuple[str, ...], int], str] = {}
         self._lock = threading.RLock()
-        with self._conn() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+        conn = self._conn()
+        for attempt in range(100):  # another process may hold a lock while we switch to WAL
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if attempt == 99:
+                    raise StoreError(f"online store {self.path}: {exc}") from exc
+                time.sleep(0.05)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -125,7 +135,11 @@ class SqliteOnlineStore(OnlineStore):
             for f in features:
                 column = "v_" + f
                 if column not in have:
-                    conn.execute(f"ALTER TABLE {_ident(table)} ADD COLUMN {_ident(column)}")
+                    try:
+                        conn.execute(f"ALTER TABLE {_ident(table)} ADD COLUMN {_ident(column)}")
+                    except sqlite3.OperationalError as exc:
+                        if "duplicate column" not in str(exc):  # another process added it
+                            raise StoreError(f"online store {self.path}: {exc}") from exc
             self._columns.pop(table, None)
             self._sql.clear()
 
@@ -146,12 +160,17 @@ class SqliteOnlineStore(OnlineStore):
             f"{sets} WHERE excluded.ts > ts OR (excluded.ts = ts AND excluded.created >= created)"
         )
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # still locked after the 30 s busy timeout
+            raise StoreError(f"online store {self.path}: {exc}") from exc
         try:
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreError(f"online store {self.path}: {exc}") from exc
             raise
         return len(rows)
 
