@@ -4,10 +4,20 @@
 deployment and date, from a background thread; ``read_predictions`` reads them back with
 partition pruning, ``expand_inputs`` turns the logged inputs into columns for drift analysis,
 and ``summarize`` gives per-variant error rates and latency percentiles for guardrails.
+``detect_drift`` compares a current sample with a reference, column by column.
 """
 
 from __future__ import annotations
 
+from loopml.monitoring._drift import ColumnDrift, DriftReport, detect_drift
 from loopml.monitoring._predlog import PredictionLog, expand_inputs, read_predictions, summarize
 
-__all__ = ["PredictionLog", "expand_inputs", "read_predictions", "summarize"]
+__all__ = [
+    "ColumnDrift",
+    "DriftReport",
+    "PredictionLog",
+    "detect_drift",
+    "expand_inputs",
+    "read_predictions",
+    "summarize",
+]

@@ -1,0 +1,130 @@
+"""Column drift: agreement with SciPy, the two-sample chi-square's false-positive rate, verdicts
+by effect size on large samples, and the awkward cases (nulls, constants, unseen categories)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from loopml.errors import InvalidInput
+from loopml.monitoring import detect_drift
+
+
+def _frames(n: int, seed: int = 0, *, shift: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    cats = np.array(["a", "b", "c", "d"])
+    ref = pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, n),
+            "y": rng.exponential(1, n),
+            "city": rng.choice(cats, n, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "x": rng.normal(shift, 1, n),
+            "y": rng.exponential(1, n),
+            "city": rng.choice(cats, n, p=[0.1, 0.2, 0.3, 0.4] if shift else [0.4, 0.3, 0.2, 0.1]),
+        }
+    )
+    return ref, cur
+
+
+def test_statistics_agree_with_scipy() -> None:
+    ref, cur = _frames(800, shift=0.3)
+    report = detect_drift(ref, cur)
+    x = report.columns["x"]
+    ks = stats.ks_2samp(ref["x"], cur["x"])
+    assert x.test == "ks" and x.statistic == pytest.approx(ks.statistic)
+    assert x.p_value == pytest.approx(ks.pvalue)
+    want_w = stats.wasserstein_distance(ref["x"], cur["x"]) / np.std(ref["x"])
+    assert x.effect_size == pytest.approx(want_w)
+    city = report.columns["city"]
+    table = pd.crosstab(
+        np.r_[np.zeros(len(ref)), np.ones(len(cur))], np.r_[ref["city"], cur["city"]]
+    ).to_numpy()
+    chi = stats.chi2_contingency(table, correction=False)
+    assert city.test == "chisquare" and city.statistic == pytest.approx(chi.statistic)
+    assert city.p_value == pytest.approx(chi.pvalue)
+    p = ref["city"].value_counts(normalize=True).sort_index()
+    q = cur["city"].value_counts(normalize=True).sort_index()
+    assert city.effect_size == pytest.approx(jensenshannon(p, q))
+    assert report.drifted_columns == ["x", "city"]
+    assert report.dataset_drift is True and report.share_drifted == pytest.approx(2 / 3)
+
+
+def test_two_sample_chi_square_keeps_its_false_positive_rate() -> None:
+    """On unchanged data at equal sizes, a 5% test flags about 5% of columns (Evidently's
+    goodness-of-fit form flags about half)."""
+    rng = np.random.default_rng(42)
+    flagged = 0
+    trials = 300
+    for _ in range(trials):
+        ref = pd.DataFrame({"c": rng.choice(list("abcde"), 500)})
+        cur = pd.DataFrame({"c": rng.choice(list("abcde"), 500)})
+        flagged += detect_drift(ref, cur).columns["c"].drifted
+    assert flagged / trials < 0.09
+
+
+def test_large_samples_are_judged_by_effect_size() -> None:
+    rng = np.random.default_rng(1)
+    n = 200_000
+    ref = pd.DataFrame({"tiny": rng.normal(0, 1, n), "real": rng.normal(0, 1, n)})
+    cur = pd.DataFrame({"tiny": rng.normal(0.02, 1, n), "real": rng.normal(0.5, 1, n)})
+    report = detect_drift(ref, cur)
+    tiny = report.columns["tiny"]
+    assert tiny.test == "wasserstein" and tiny.p_value is not None and tiny.p_value < 0.05
+    assert tiny.drifted is False  # significant, but too small to matter
+    assert report.columns["real"].drifted is True
+    psi = detect_drift(ref, cur, method="psi").columns
+    assert psi["real"].drifted and not psi["tiny"].drifted
+
+
+def test_awkward_columns() -> None:
+    n = 500
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame(
+        {
+            "const": np.ones(n),
+            "nully": np.where(rng.random(n) < 0.05, np.nan, rng.normal(size=n)),
+            "cat": rng.choice(["a", "b"], n),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "const": np.ones(n),
+            "nully": np.where(rng.random(n) < 0.4, np.nan, rng.normal(size=n)),
+            "cat": rng.choice(["a", "b", "new"], n),
+        }
+    )
+    report = detect_drift(ref, cur)
+    assert report.columns["const"].drifted is False
+    assert report.columns["nully"].null_drift is True and report.columns["nully"].drifted
+    assert report.columns["cat"].drifted is True  # a category the reference never had
+    moved = detect_drift(ref, cur.assign(const=2.0)).columns["const"]
+    assert moved.drifted is True
+    assert detect_drift(ref, cur, thresholds={"nully": 0.0, "null_share": 0.5}).columns[
+        "nully"
+    ].null_drift is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "current", "message"),
+    [
+        ({}, pd.DataFrame({"x": [1.0] * 5, "y": [1.0] * 5, "city": ["a"] * 5}), "at least 20"),
+        ({}, pd.DataFrame({"x": [np.nan] * 50, "y": [1.0] * 50, "city": ["a"] * 50}), "0 non-null"),
+        ({"columns": ["nope"]}, None, "'nope'"),
+        ({"method": "chisquare"}, None, "does not apply to numeric column 'x'"),
+        ({"thresholds": {"x": -1}}, None, "non-negative"),
+        ({"drift_share": 0}, None, "drift_share"),
+    ],
+)
+def test_bad_inputs(kwargs: dict, current: pd.DataFrame | None, message: str) -> None:
+    ref, cur = _frames(100)
+    with pytest.raises(InvalidInput, match=message):
+        detect_drift(ref, cur if current is None else current, **kwargs)
+    with pytest.raises(InvalidInput, match="DataFrame"):
+        detect_drift([1, 2], cur)
