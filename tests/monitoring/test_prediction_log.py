@@ -89,7 +89,10 @@ def data_files(root: Path) -> list[Path]:
 
 def test_public_surface_is_pinned() -> None:
     assert monitoring.__all__ == [
+        "ColumnDrift",
+        "DriftReport",
         "PredictionLog",
+        "detect_drift",
         "expand_inputs",
         "read_predictions",
         "summarize",
