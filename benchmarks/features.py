@@ -43,7 +43,7 @@ from _features_worker import (
     feast_yaml,
 )
 
-from serving import post, tree_cpu_seconds, tree_rss, wait_idle
+from serving import post, tree_cpu_seconds, tree_rss, wait_idle, wrk_result
 from tracking import Server, clean_env, free_port, log, render_table, tail
 
 HERE = Path(__file__).resolve().parent
@@ -298,15 +298,7 @@ def run_wrk(url: str, spec: dict[str, Any], conc: int, seconds: int) -> Any:
         "FEATURES_SEED": str(SEED),
     }
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    out: dict[str, Any] = json.loads(lines[-1].split(" ", 1)[1])
-    out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
-    out["errors_total"] = sum(out["errors"].values())
-    out["p50_ms"] = out["latency_us"]["p50"] / 1000
-    out["p99_ms"] = out["latency_us"]["p99"] / 1000
-    return out
+    return wrk_result(proc, "wrk")
 
 
 def parse_online(body: Any) -> dict[str, list[Any]] | None:

@@ -512,9 +512,14 @@ def run_load(
         cmd += ["--seconds", str(seconds)]
         env = dict(os.environ)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
+    return wrk_result(proc, "load generator")
+
+
+def wrk_result(proc: subprocess.CompletedProcess[str], what: str) -> dict[str, Any]:
+    """The last ``WRK_JSON`` line a load run printed, with req/s, errors and p50/p99 in ms."""
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"load generator failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     out: dict[str, Any] = json.loads(lines[-1].split(" ", 1)[1])
     out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
     out["errors_total"] = sum(out["errors"].values())

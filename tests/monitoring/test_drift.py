@@ -106,16 +106,23 @@ def test_awkward_columns() -> None:
     assert report.columns["cat"].drifted is True  # a category the reference never had
     moved = detect_drift(ref, cur.assign(const=2.0)).columns["const"]
     assert moved.drifted is True
-    assert detect_drift(ref, cur, thresholds={"nully": 0.0, "null_share": 0.5}).columns[
-        "nully"
-    ].null_drift is False
+    assert (
+        detect_drift(ref, cur, thresholds={"nully": 0.0, "null_share": 0.5})
+        .columns["nully"]
+        .null_drift
+        is False
+    )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "current", "message"),
     [
         ({}, pd.DataFrame({"x": [1.0] * 5, "y": [1.0] * 5, "city": ["a"] * 5}), "at least 20"),
-        ({}, pd.DataFrame({"x": [np.nan] * 50, "y": [1.0] * 50, "city": ["a"] * 50}), "0 non-null"),
+        (
+            {},
+            pd.DataFrame({"x": [np.nan] * 50, "y": [1.0] * 50, "city": ["a"] * 50}),
+            "0 non-null",
+        ),
         ({"columns": ["nope"]}, None, "'nope'"),
         ({"method": "chisquare"}, None, "does not apply to numeric column 'x'"),
         ({"thresholds": {"x": -1}}, None, "non-negative"),
