@@ -30,6 +30,7 @@ class FeatureLookup:
         plan = self.store._online_plan(self.features, False)  # fails early on unknown features
         self.keys = list(plan.keys) + [r for r in plan.request_fields if r not in plan.keys]
         self.names = list(plan.names)
+        self.keep: list[str] | None = None  # the columns the model takes, when it says
 
     def enrich(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The records with the features added (a record's own value for a feature wins)."""

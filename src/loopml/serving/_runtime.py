@@ -47,12 +47,8 @@ class ModelRuntime:
             from loopml.features import FeatureLookup
 
             lookup = FeatureLookup(features)
-            model = load_model(
-                model_uri,
-                runtime=runtime,  # type: ignore[arg-type]
-                trusted=trusted,
-                extra_columns="drop",  # the entity keys and request-only fields
-            )
+            # The entity keys and request-only fields go before the signature sees the input.
+            lookup.keep = model.signature.input_names if model.signature else None
         example = model.input_example
         if example is not None:
             model.predict(example)
@@ -93,6 +89,9 @@ class ModelRuntime:
                 raise InvalidInput(f"instance {i} {what}: every instance needs the same fields")
         if self.lookup is not None:
             records = self.lookup.enrich(records)
+            keep = self.lookup.keep
+            if keep:
+                records = [{k: r[k] for k in keep if k in r} for r in records]
         try:
             return _jsonable(self.model.predict_records(records))
         except (ValueError, TypeError) as exc:  # input the signature let through, the model not
