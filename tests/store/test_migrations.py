@@ -125,6 +125,19 @@ def test_foreign_tables_are_refused(tmp_path: Path) -> None:
         open_database(uri)
 
 
+def test_schema_created_by_another_process_meanwhile_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race CI hit: this process saw an empty database, then another process committed the
+    # whole schema before this one listed the tables. The listing must happen under the lock.
+    uri = f"sqlite:///{tmp_path / 'raced.db'}"
+    upgrade_database(uri)
+    monkeypatch.setattr(Database, "current_revision", lambda self: None)
+    assert open_database(uri) is not None
+    monkeypatch.undo()
+    assert open_database(uri).current_revision() == HEAD_REVISION
+
+
 @pytest.mark.parametrize("uri", ["mysql://x/y", "not a uri", "oracle+cx://a"])
 def test_unsupported_database_uri(uri: str) -> None:
     with pytest.raises(InvalidInput):

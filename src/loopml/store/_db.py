@@ -271,14 +271,9 @@ def _ensure_schema(db: Database, *, upgrade: bool | None) -> None:
             f"loopml (head {HEAD_REVISION}) does not know; upgrade loopml"
         )
     if revision is None:
-        with db.read() as conn:
-            existing = [t for t in inspect(conn).get_table_names() if t != "alembic_version"]
-        if existing:
-            raise SchemaVersionError(
-                f"the database at {_redact(db.uri)} holds tables {existing[:5]} but no loopml "
-                "schema revision; point loopml at an empty database"
-            )
-        _run_alembic_upgrade(db)
+        # Another process may be creating the schema right now: the foreign-tables check runs
+        # under the migration lock, after that process has committed.
+        _run_alembic_upgrade(db, fresh=True)
         return
     if db.is_sqlite or upgrade:
         if db.is_sqlite:
@@ -309,8 +304,12 @@ def _backup_sqlite(db: Database, revision: str) -> None:
         raw.close()
 
 
-def _run_alembic_upgrade(db: Database) -> None:
-    """Migrate under a database-wide lock, so concurrent first opens migrate exactly once."""
+def _run_alembic_upgrade(db: Database, *, fresh: bool = False) -> None:
+    """Migrate under a database-wide lock, so concurrent first opens migrate exactly once.
+
+    ``fresh``: the database looked empty; refuse it if, under the lock, it holds tables but no
+    revision (someone else's database).
+    """
     from loopml.store._migrate import alembic_upgrade
 
     with db.engine.connect() as conn:
@@ -319,10 +318,22 @@ def _run_alembic_upgrade(db: Database) -> None:
             with conn.begin():
                 if db.dialect == "postgresql":
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7746353)")
-                if _revision(conn) != HEAD_REVISION:
+                revision = _revision(conn)
+                if revision is None and fresh:
+                    _refuse_foreign_tables(db, conn)
+                if revision != HEAD_REVISION:
                     alembic_upgrade(conn)
         finally:
             conn.info["loopml_write"] = False
+
+
+def _refuse_foreign_tables(db: Database, conn: Connection) -> None:
+    existing = [t for t in inspect(conn).get_table_names() if t != "alembic_version"]
+    if existing:
+        raise SchemaVersionError(
+            f"the database at {_redact(db.uri)} holds tables {existing[:5]} but no loopml "
+            "schema revision; point loopml at an empty database"
+        )
 
 
 def _revision(conn: Connection) -> str | None:
