@@ -3,6 +3,8 @@ by effect size on large samples, and the awkward cases (nulls, constants, unseen
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from loopml.errors import InvalidInput
-from loopml.monitoring import detect_drift
+from loopml.monitoring import ReferenceProfile, detect_drift, profile_reference
 
 
 def _frames(n: int, seed: int = 0, *, shift: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -135,3 +137,44 @@ def test_bad_inputs(kwargs: dict, current: pd.DataFrame | None, message: str) ->
         detect_drift(ref, cur if current is None else current, **kwargs)
     with pytest.raises(InvalidInput, match="DataFrame"):
         detect_drift([1, 2], cur)
+
+
+def test_a_stored_profile_gives_the_same_report() -> None:
+    ref, cur = _frames(3000, shift=0.2)
+    profile = ReferenceProfile.from_dict(
+        json.loads(json.dumps(profile_reference(ref, source="ds@1").to_dict()))
+    )
+    assert profile.source == "ds@1" and profile.n_rows == 3000
+    direct, stored = detect_drift(ref, cur), detect_drift(profile, cur)
+    assert direct.to_dict() == stored.to_dict()
+    x = stored.columns["x"]
+    assert x.statistic == pytest.approx(
+        stats.wasserstein_distance(ref["x"], cur["x"]) / np.std(ref["x"])
+    )
+    dist = x.distribution
+    assert len(dist["edges"]) == len(dist["reference"]) + 1 == 21
+    assert sum(dist["current"]) == pytest.approx(1.0)
+    assert stored.columns["city"].distribution["categories"][0] in {"a", "b", "c", "d"}
+
+
+def test_a_quantile_profile_of_a_large_reference_stays_close_to_scipy() -> None:
+    rng = np.random.default_rng(7)
+    ref = pd.DataFrame({"x": rng.lognormal(0, 1, 300_000)})
+    cur = pd.DataFrame({"x": rng.lognormal(0.05, 1, 50_000)})
+    profile = profile_reference(ref)
+    assert len(profile.columns["x"].points) == 10_000  # a grid, not the 300k values
+    got = detect_drift(profile, cur, method="ks").columns["x"]
+    ks = stats.ks_2samp(ref["x"], cur["x"])
+    assert got.statistic == pytest.approx(ks.statistic, abs=2e-4)
+    assert got.p_value == pytest.approx(ks.pvalue, rel=0.2, abs=1e-12)
+    want_w = stats.wasserstein_distance(ref["x"], cur["x"]) / np.std(ref["x"])
+    assert got.effect_size == pytest.approx(want_w, rel=0.02)
+
+
+def test_integer_categories_match_json_floats() -> None:
+    ref = pd.DataFrame({"k": np.tile([1, 2, 3], 100)})
+    cur = pd.DataFrame({"k": np.tile([1.0, 2.0, 3.0], 100)})
+    k = detect_drift(ref, cur).columns["k"]
+    assert k.kind == "categorical" and k.statistic == pytest.approx(0.0) and not k.drifted
+    with pytest.raises(InvalidInput, match="non-numbers"):
+        detect_drift(pd.DataFrame({"x": np.arange(50.0)}), pd.DataFrame({"x": ["a"] * 50}))

@@ -92,8 +92,10 @@ def test_public_surface_is_pinned() -> None:
         "ColumnDrift",
         "DriftReport",
         "PredictionLog",
+        "ReferenceProfile",
         "detect_drift",
         "expand_inputs",
+        "profile_reference",
         "read_predictions",
         "summarize",
     ]

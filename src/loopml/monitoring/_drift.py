@@ -6,12 +6,20 @@ informative) and on the effect size for large ones (where any p-value test flags
 Categorical columns use the chi-square test of the 2 x k contingency table (both samples are
 samples), never a goodness-of-fit test against reference counts taken as exact. The null share
 of each column is compared too.
+
+The reference side is a ``ReferenceProfile`` (built from a DataFrame on the fly, or stored and
+reused), so a check sorts and counts only the current sample. Numeric statistics come from one
+merged walk over the two empirical CDFs (KS distance and Wasserstein distance together); columns
+are compared on two threads, since NumPy's sorts release the GIL.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +27,27 @@ import pandas as pd
 from scipy import stats
 
 from loopml.errors import InvalidInput
+from loopml.monitoring._profile import (
+    EXACT,
+    ColumnProfile,
+    ReferenceProfile,
+    as_frame,
+    bin_counts,
+    category_strings,
+    numeric_values,
+    profile_column,
+    profile_reference,
+)
 
-__all__ = ["ColumnDrift", "DriftReport", "METHODS", "detect_drift"]
+__all__ = [
+    "METHODS",
+    "ColumnDrift",
+    "DriftReport",
+    "ReferenceProfile",
+    "compare_column",
+    "detect_drift",
+    "profile_reference",
+]
 
 SMALL = 1000  # references up to this many rows are judged by p-values
 MIN_ROWS = 20  # fewer non-null current rows than this: no verdict, an error
@@ -37,7 +64,7 @@ _DEFAULT_THRESHOLDS = {
 }
 _P_VALUE_TESTS = ("ks", "chisquare")
 _NULL_SHARE_THRESHOLD = 0.1  # absolute change in the share of nulls that counts as drift
-_BINS = 20
+_PLOT_CATEGORIES = 20
 
 
 @dataclass
@@ -58,6 +85,7 @@ class ColumnDrift:
     null_share_reference: float
     null_share_current: float
     null_drift: bool
+    distribution: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """This result as JSON-able data."""
@@ -70,6 +98,7 @@ class DriftReport:
 
     columns: dict[str, ColumnDrift]
     drift_share: float
+    prediction: ColumnDrift | None = None
     share_drifted: float = field(init=False)
     dataset_drift: bool = field(init=False)
 
@@ -91,21 +120,22 @@ class DriftReport:
             "share_drifted": self.share_drifted,
             "drifted_columns": self.drifted_columns,
             "columns": {name: c.to_dict() for name, c in self.columns.items()},
+            "prediction_drift": self.prediction.to_dict() if self.prediction else None,
         }
 
+    def save_html(self, path: str | os.PathLike[str], *, title: str = "Drift report") -> Path:
+        """Write this report as a self-contained HTML file (no network needed to view it)."""
+        from datetime import UTC, datetime
 
-def _kind(ref: pd.Series, cur: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(ref) or not pd.api.types.is_numeric_dtype(ref):
-        return "categorical"
-    if pd.api.types.is_integer_dtype(ref) and pd.concat([ref, cur]).nunique() <= 10:
-        return "categorical"
-    return "numeric"
+        from loopml.monitoring._report import save_html
 
-
-def _shares(ref: np.ndarray, cur: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r = np.histogram(ref, edges)[0].astype(float)
-    c = np.histogram(cur, edges)[0].astype(float)
-    return r / max(r.sum(), 1.0), c / max(c.sum(), 1.0)
+        data = {
+            "title": title,
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "drift": self.to_dict(),
+            "prediction_drift": self.prediction.to_dict() if self.prediction else None,
+        }
+        return save_html(data, path)
 
 
 def _psi(p: np.ndarray, q: np.ndarray) -> float:
@@ -122,33 +152,65 @@ def _js(p: np.ndarray, q: np.ndarray) -> float:
     return 0.0 if np.isnan(value) else value
 
 
+def _ecdf_distances(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """(KS distance, Wasserstein-1 distance) of two sorted samples, from one merged walk."""
+    both = np.concatenate((ref, cur))
+    order = np.argsort(both, kind="stable")  # two sorted runs: a linear merge
+    xs = both[order]
+    from_ref = order < len(ref)
+    f_ref = np.cumsum(from_ref) / len(ref)
+    f_cur = np.cumsum(~from_ref) / len(cur)
+    gap = np.diff(xs)
+    diff = np.abs(f_ref[:-1] - f_cur[:-1])
+    step = gap > 0  # evaluate after the last of tied values
+    ks = float(diff[step].max()) if step.any() else 0.0
+    return ks, float(np.dot(diff, gap))
+
+
+def _ks_p_value(d: float, n: int, m: int) -> float:
+    en = n * m / (n + m)
+    return float(np.clip(stats.kstwo.sf(d, round(en)), 0.0, 1.0))
+
+
 def _numeric(
-    ref: np.ndarray, cur: np.ndarray, test: str
-) -> tuple[float, float | None, float, str]:
-    """(statistic, p-value, effect size, effect metric) of a numeric column."""
-    ks = stats.ks_2samp(ref, cur)
-    scale = max(float(np.std(ref)), 1e-3)
-    wasserstein = float(stats.wasserstein_distance(ref, cur)) / scale
+    prof: ColumnProfile, cur: np.ndarray, test: str
+) -> tuple[float, float | None, float, str, dict[str, list[Any]]]:
+    """(statistic, p-value, effect size, effect metric, plot data) of a numeric column."""
+    assert prof.points is not None and prof.bin_counts is not None
+    ref = prof.points
+    if prof.n <= EXACT and len(cur) <= EXACT:
+        ks = stats.ks_2samp(ref, cur)  # SciPy's exact p-value for small samples
+        d, p_value = float(ks.statistic), float(ks.pvalue)
+        _, w = _ecdf_distances(ref, cur)
+    else:
+        d, w = _ecdf_distances(ref, cur)
+        p_value = _ks_p_value(d, prof.n, len(cur))
+    wasserstein = w / max(prof.std, 1e-3)
+    inner = prof.inner_edges
+    rc = prof.bin_counts.astype(float)
+    cc = bin_counts(cur, inner).astype(float)
+    p, q = rc / max(rc.sum(), 1.0), cc / max(cc.sum(), 1.0)
+    lo, hi = min(prof.lo, float(cur[0])), max(prof.hi, float(cur[-1]))
+    plot = {
+        "edges": [lo, *inner.tolist(), max(hi, float(inner[-1]))],
+        "reference": p.tolist(),
+        "current": q.tolist(),
+    }
     if test == "ks":
-        return float(ks.statistic), float(ks.pvalue), wasserstein, "wasserstein"
+        return d, p_value, wasserstein, "wasserstein", plot
     if test == "wasserstein":
-        return wasserstein, float(ks.pvalue), wasserstein, "wasserstein"
-    lo, hi = float(np.min(ref)), float(np.max(ref))
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    inner = np.linspace(lo, hi, _BINS + 1)[1:-1]  # reference-range bins, open at both ends
-    edges = np.concatenate(([-np.inf], inner, [np.inf]))
-    p, q = _shares(ref, cur, edges)
+        return wasserstein, p_value, wasserstein, "wasserstein", plot
     value = _psi(p, q) if test == "psi" else _js(p, q)
-    return value, float(ks.pvalue), value, test
+    return value, p_value, value, test, plot
 
 
 def _categorical(
-    ref: pd.Series, cur: pd.Series, test: str
-) -> tuple[float, float | None, float, str]:
-    """(statistic, p-value, effect size, effect metric) of a categorical column."""
-    r = ref.astype(str).value_counts()
-    c = cur.astype(str).value_counts()
+    prof: ColumnProfile, cur: pd.Series, test: str
+) -> tuple[float, float | None, float, str, dict[str, list[Any]]]:
+    """(statistic, p-value, effect size, effect metric, plot data) of a categorical column."""
+    assert prof.categories is not None and prof.counts is not None
+    r = pd.Series(prof.counts, index=prof.categories, dtype=float)
+    c = category_strings(cur).value_counts(sort=False)
     cats = r.index.union(c.index)
     rc = r.reindex(cats, fill_value=0).to_numpy(float)
     cc = c.reindex(cats, fill_value=0).to_numpy(float)
@@ -159,10 +221,17 @@ def _categorical(
     else:
         result = stats.chi2_contingency(np.vstack([rc, cc]), correction=False)
         chi2, pvalue = float(result.statistic), float(result.pvalue)
+    top = np.argsort(-np.maximum(p, q), kind="stable")[:_PLOT_CATEGORIES]
+    labels, ps, qs = [str(cats[i]) for i in top], p[top].tolist(), q[top].tolist()
+    if len(cats) > _PLOT_CATEGORIES:
+        labels.append("(other)")
+        ps.append(float(1 - sum(ps)))
+        qs.append(float(1 - sum(qs)))
+    plot = {"categories": labels, "reference": ps, "current": qs}
     if test == "chisquare":
-        return chi2, pvalue, js, "jensenshannon"
+        return chi2, pvalue, js, "jensenshannon", plot
     value = js if test == "jensenshannon" else _psi(p, q)
-    return value, pvalue, value, test
+    return value, pvalue, value, test, plot
 
 
 def _threshold(thresholds: Mapping[str, Any], column: str, test: str) -> float:
@@ -173,12 +242,76 @@ def _threshold(thresholds: Mapping[str, Any], column: str, test: str) -> float:
     return float(value)
 
 
-def _frame(data: Any, what: str) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    if hasattr(data, "to_pandas"):
-        return data.to_pandas()
-    raise InvalidInput(f"{what} must be a pandas DataFrame or an Arrow table")
+def _choose(prof: ColumnProfile, method: str | Mapping[str, str]) -> str:
+    chosen = method.get(prof.name, "auto") if isinstance(method, Mapping) else method
+    if chosen == "auto":
+        small = prof.n <= SMALL
+        if prof.kind == "numeric":
+            return "ks" if small else "wasserstein"
+        return "chisquare" if small else "jensenshannon"
+    if chosen not in METHODS[prof.kind]:
+        raise InvalidInput(
+            f"method {chosen!r} does not apply to {prof.kind} column {prof.name!r}: "
+            f"use one of {', '.join(METHODS[prof.kind])}"
+        )
+    return chosen
+
+
+def compare_column(
+    prof: ColumnProfile,
+    current: pd.Series,
+    *,
+    method: str | Mapping[str, str] = "auto",
+    thresholds: Mapping[str, Any] | None = None,
+    min_rows: int = MIN_ROWS,
+) -> ColumnDrift:
+    """Compare one current column with its reference profile."""
+    thresholds = thresholds or {}
+    name = prof.name
+    chosen = _choose(prof, method)
+    threshold = _threshold(thresholds, name, chosen)
+    if prof.n < min_rows:
+        raise InvalidInput(f"column {name!r} has {prof.n} non-null reference values")
+    if prof.kind == "numeric":
+        values = numeric_values(current, name, "current data")
+        usable = len(values)
+    else:
+        usable = int(current.notna().sum())
+    if usable < min_rows:
+        raise InvalidInput(
+            f"column {name!r} has {usable} non-null current values; at least {min_rows} "
+            "are needed for a verdict"
+        )
+    if prof.kind == "numeric":
+        statistic, p_value, effect, metric, plot = _numeric(prof, values, chosen)
+    else:
+        statistic, p_value, effect, metric, plot = _categorical(prof, current, chosen)
+    if chosen in _P_VALUE_TESTS:
+        assert p_value is not None
+        drifted = p_value < threshold
+    else:
+        drifted = statistic >= threshold
+    null_ref = prof.null_share
+    null_cur = float(current.isna().mean()) if len(current) else 0.0
+    null_limit = thresholds.get("null_share", _NULL_SHARE_THRESHOLD)
+    null_drift = abs(null_cur - null_ref) >= null_limit
+    return ColumnDrift(
+        column=name,
+        kind=prof.kind,
+        test=chosen,
+        statistic=float(statistic),
+        p_value=p_value,
+        effect_size=float(effect),
+        effect_metric=metric,
+        threshold=threshold,
+        drifted=bool(drifted or null_drift),
+        n_reference=int(prof.n),
+        n_current=int(usable),
+        null_share_reference=null_ref,
+        null_share_current=null_cur,
+        null_drift=bool(null_drift),
+        distribution=plot,
+    )
 
 
 def detect_drift(
@@ -193,13 +326,19 @@ def detect_drift(
 ) -> DriftReport:
     """Compare each column of ``current`` with ``reference``; see the module docstring.
 
+    ``reference`` is a DataFrame, an Arrow table or a stored ``ReferenceProfile``.
     ``method`` is "auto" or a test name for every column, or a mapping column → test.
     ``thresholds`` maps a column or a test name to its threshold (p-value tests: drift when
     p < threshold; distances: drift when the distance ≥ threshold).
     """
-    ref_df, cur_df = _frame(reference, "reference"), _frame(current, "current")
-    names = list(columns) if columns is not None else [c for c in ref_df.columns]
-    missing = [c for c in names if c not in ref_df.columns or c not in cur_df.columns]
+    cur_df = as_frame(current, "current")
+    if not isinstance(reference, ReferenceProfile):
+        ref_df = as_frame(reference, "reference")
+        names = list(columns) if columns is not None else [str(c) for c in ref_df.columns]
+        missing = [c for c in names if c not in ref_df.columns or c not in cur_df.columns]
+    else:
+        names = list(columns) if columns is not None else list(reference.columns)
+        missing = [c for c in names if c not in reference.columns or c not in cur_df.columns]
     if missing:
         raise InvalidInput(
             f"column {missing[0]!r} is not in both the reference and the current data"
@@ -209,65 +348,16 @@ def detect_drift(
     if not 0 < drift_share <= 1:
         raise InvalidInput("drift_share must be in (0, 1]")
     thresholds = dict(thresholds or {})
-    results: dict[str, ColumnDrift] = {}
-    for name in names:
-        ref_all, cur_all = ref_df[name], cur_df[name]
-        ref, cur = ref_all.dropna(), cur_all.dropna()
-        if len(cur) < min_rows:
-            raise InvalidInput(
-                f"column {name!r} has {len(cur)} non-null current values; at least {min_rows} "
-                "are needed for a verdict"
-            )
-        if len(ref) < min_rows:
-            raise InvalidInput(f"column {name!r} has {len(ref)} non-null reference values")
-        kind = _kind(ref, cur)
-        chosen = method.get(name, "auto") if isinstance(method, Mapping) else method
-        if chosen == "auto":
-            small = len(ref) <= SMALL
-            chosen = (
-                ("ks" if small else "wasserstein")
-                if kind == "numeric"
-                else ("chisquare" if small else "jensenshannon")
-            )
-        if chosen not in METHODS[kind]:
-            raise InvalidInput(
-                f"method {chosen!r} does not apply to {kind} column {name!r}: "
-                f"use one of {', '.join(METHODS[kind])}"
-            )
-        if kind == "numeric":
-            ref_values = ref.to_numpy(float)
-            cur_values = cur.to_numpy(float)
-            finite_r, finite_c = np.isfinite(ref_values), np.isfinite(cur_values)
-            statistic, p_value, effect, metric = _numeric(
-                ref_values[finite_r], cur_values[finite_c], chosen
-            )
+
+    def one(name: str) -> ColumnDrift:
+        if isinstance(reference, ReferenceProfile):
+            prof = reference.columns[name]
         else:
-            statistic, p_value, effect, metric = _categorical(ref, cur, chosen)
-        threshold = _threshold(thresholds, name, chosen)
-        if chosen in _P_VALUE_TESTS:
-            assert p_value is not None
-            drifted = p_value < threshold
-        else:
-            drifted = statistic >= threshold
-        null_ref = float(ref_all.isna().mean()) if len(ref_all) else 0.0
-        null_cur = float(cur_all.isna().mean()) if len(cur_all) else 0.0
-        null_drift = abs(null_cur - null_ref) >= thresholds.get(
-            "null_share", _NULL_SHARE_THRESHOLD
+            prof = profile_column(ref_df[name], name)
+        return compare_column(
+            prof, cur_df[name], method=method, thresholds=thresholds, min_rows=min_rows
         )
-        results[name] = ColumnDrift(
-            column=name,
-            kind=kind,
-            test=chosen,
-            statistic=float(statistic),
-            p_value=p_value,
-            effect_size=float(effect),
-            effect_metric=metric,
-            threshold=threshold,
-            drifted=bool(drifted or null_drift),
-            n_reference=int(len(ref)),
-            n_current=int(len(cur)),
-            null_share_reference=null_ref,
-            null_share_current=null_cur,
-            null_drift=bool(null_drift),
-        )
-    return DriftReport(results, float(drift_share))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, names))
+    return DriftReport({r.column: r for r in results}, float(drift_share))
