@@ -87,6 +87,19 @@ def test_old_sqlite_upgrades_itself_and_keeps_a_copy(
     close_databases()
 
 
+@pytest.mark.parametrize("revision", ["0001", "0003", "0005", "0006"])
+def test_every_released_revision_upgrades_on_open(tmp_path: Path, revision: str) -> None:
+    uri = f"sqlite:///{tmp_path / f'at{revision}.db'}"
+    db = Database(uri)
+    with db.engine.connect() as conn:
+        alembic_upgrade(conn, revision)
+        conn.commit()
+    db.dispose()
+    assert open_database(uri).current_revision() == HEAD_REVISION
+    assert _diff(uri) == []
+    close_databases()
+
+
 def _stamp_head(conn: object) -> None:
     conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": HEAD_REVISION})  # type: ignore[attr-defined]
 

@@ -542,6 +542,74 @@ class FeatureViewState(Base):
     materialized_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class MonitorProfile(Base):
+    """A stored reference profile (JSON) for a subject such as ``models:/name/3``."""
+
+    __tablename__ = "monitor_profiles"
+    profile_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    subject: Mapped[str] = mapped_column(String(512), nullable=False)
+    source: Mapped[str] = mapped_column(String(512), nullable=False, server_default="")
+    n_rows: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (UniqueConstraint("workspace", "subject", name="uq_monitor_profiles"),)
+
+
+class Outcome(Base):
+    """Ground truth for a logged prediction (by prediction id) or for a unit (by unit id)."""
+
+    __tablename__ = "outcomes"
+    seq: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    prediction_id: Mapped[str | None] = mapped_column(String(128))
+    unit_id: Mapped[str | None] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    received_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (
+        Index("ix_outcomes_prediction", "workspace", "prediction_id"),
+        Index("ix_outcomes_unit", "workspace", "unit_id"),
+        Index("ix_outcomes_time", "workspace", "time"),
+    )
+
+
+class AlertRule(Base):
+    """An alert rule: what to watch on which deployment, and who to tell (a JSON spec)."""
+
+    __tablename__ = "alert_rules"
+    rule_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    deployment: Mapped[str] = mapped_column(String(255), nullable=False)
+    spec: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (UniqueConstraint("workspace", "name", name="uq_alert_rules_name"),)
+
+
+class AlertEvent(Base):
+    """A rule's alert fired or resolved, with the measured value, evidence and deliveries."""
+
+    __tablename__ = "alert_events"
+    seq: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alert_rules.rule_id", ondelete="CASCADE"), nullable=False
+    )
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float(precision=53))
+    evidence: Mapped[str] = mapped_column(Text, nullable=False, server_default="{}")
+    deliveries: Mapped[str] = mapped_column(Text, nullable=False, server_default="[]")
+    __table_args__ = (Index("ix_alert_events_rule", "rule_id", "seq"),)
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -571,3 +639,7 @@ dataset_blobs: Table = cast(Table, DatasetBlob.__table__)
 feature_objects: Table = cast(Table, FeatureObject.__table__)
 feature_object_versions: Table = cast(Table, FeatureObjectVersion.__table__)
 feature_view_state: Table = cast(Table, FeatureViewState.__table__)
+monitor_profiles: Table = cast(Table, MonitorProfile.__table__)
+outcomes: Table = cast(Table, Outcome.__table__)
+alert_rules: Table = cast(Table, AlertRule.__table__)
+alert_events: Table = cast(Table, AlertEvent.__table__)

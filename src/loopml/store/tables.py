@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from loopml.store._models import (
     Base,
+    alert_events,
+    alert_rules,
     dataset_aliases,
     dataset_blobs,
     dataset_chunks,
@@ -25,6 +27,8 @@ from loopml.store._models import (
     model_events,
     model_version_tags,
     model_versions,
+    monitor_profiles,
+    outcomes,
     params,
     registered_model_tags,
     registered_models,
@@ -37,6 +41,8 @@ from loopml.store._models import (
 
 __all__ = [
     "Base",
+    "alert_events",
+    "alert_rules",
     "dataset_aliases",
     "dataset_blobs",
     "dataset_chunks",
@@ -58,6 +64,8 @@ __all__ = [
     "model_events",
     "model_version_tags",
     "model_versions",
+    "monitor_profiles",
+    "outcomes",
     "params",
     "registered_model_tags",
     "registered_models",
