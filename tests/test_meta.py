@@ -114,6 +114,8 @@ def test_sdk_surface_is_pinned() -> None:
         "log_metric",
         "log_metrics",
         "log_model",
+        "log_outcome",
+        "log_outcomes",
         "log_param",
         "log_params",
         "log_text",
@@ -189,7 +191,15 @@ def test_layering() -> None:
         for mod in _imports(path):
             parts = mod.split(".")
             if parts[0] != "loopml" or len(parts) < 2:
-                sql_users = ("store", "tracking", "registry", "serving", "data", "features")
+                sql_users = (
+                    "store",
+                    "tracking",
+                    "registry",
+                    "serving",
+                    "data",
+                    "features",
+                    "monitoring",
+                )
                 if parts[0] == "sqlalchemy" and own not in sql_users:
                     problems.append(f"{path.name}: only store/ and the SQL stores use SQLAlchemy")
                 continue

@@ -89,13 +89,26 @@ def data_files(root: Path) -> list[Path]:
 
 def test_public_surface_is_pinned() -> None:
     assert monitoring.__all__ == [
+        "AlertEngine",
+        "AlertEvent",
+        "AlertRule",
         "ColumnDrift",
         "DriftReport",
+        "Monitor",
         "PredictionLog",
+        "QualityReport",
         "ReferenceProfile",
+        "RuleStatus",
+        "SqlMonitorStore",
+        "check",
         "detect_drift",
         "expand_inputs",
+        "get_monitor",
+        "log_outcome",
+        "log_outcomes",
+        "parse_duration",
         "profile_reference",
+        "quality",
         "read_predictions",
         "summarize",
     ]

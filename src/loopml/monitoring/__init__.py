@@ -6,22 +6,42 @@ partition pruning, ``expand_inputs`` turns the logged inputs into columns for dr
 and ``summarize`` gives per-variant error rates and latency percentiles for guardrails.
 ``detect_drift`` compares a current sample with a reference, column by column;
 ``profile_reference`` keeps what a comparison needs of a reference, to store and reuse.
+``check`` and ``quality`` run over a deployment's logged window (drift against the serving
+version's training data from lineage; live quality once ``log_outcome`` brings ground truth);
+``AlertRule`` and ``AlertEngine`` turn them into stored, notified alerts.
 """
 
 from __future__ import annotations
 
+from loopml.monitoring._alerts import AlertEngine, RuleStatus
+from loopml.monitoring._check import Monitor, QualityReport
 from loopml.monitoring._drift import ColumnDrift, DriftReport, detect_drift
+from loopml.monitoring._fluent import check, get_monitor, log_outcome, log_outcomes, quality
 from loopml.monitoring._predlog import PredictionLog, expand_inputs, read_predictions, summarize
 from loopml.monitoring._profile import ReferenceProfile, profile_reference
+from loopml.monitoring._store import AlertEvent, AlertRule, SqlMonitorStore, parse_duration
 
 __all__ = [
+    "AlertEngine",
+    "AlertEvent",
+    "AlertRule",
     "ColumnDrift",
     "DriftReport",
+    "Monitor",
     "PredictionLog",
+    "QualityReport",
     "ReferenceProfile",
+    "RuleStatus",
+    "SqlMonitorStore",
+    "check",
     "detect_drift",
     "expand_inputs",
+    "get_monitor",
+    "log_outcome",
+    "log_outcomes",
+    "parse_duration",
     "profile_reference",
+    "quality",
     "read_predictions",
     "summarize",
 ]

@@ -99,6 +99,7 @@ class DriftReport:
     columns: dict[str, ColumnDrift]
     drift_share: float
     prediction: ColumnDrift | None = None
+    subject: dict[str, Any] = field(default_factory=dict)
     share_drifted: float = field(init=False)
     dataset_drift: bool = field(init=False)
 
@@ -121,6 +122,7 @@ class DriftReport:
             "drifted_columns": self.drifted_columns,
             "columns": {name: c.to_dict() for name, c in self.columns.items()},
             "prediction_drift": self.prediction.to_dict() if self.prediction else None,
+            "subject": self.subject,
         }
 
     def save_html(self, path: str | os.PathLike[str], *, title: str = "Drift report") -> Path:
@@ -134,6 +136,7 @@ class DriftReport:
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "drift": self.to_dict(),
             "prediction_drift": self.prediction.to_dict() if self.prediction else None,
+            "subject": self.subject,
         }
         return save_html(data, path)
 

@@ -22,7 +22,7 @@ from loopml.registry._resolve import get_registry
 from loopml.registry._rest import RestRegistryStore
 from loopml.registry._sql import SqlRegistryStore
 from loopml.registry._validation import validate_model_name, validate_text, validate_user
-from loopml.registry._webhooks import verify_signature
+from loopml.registry._webhooks import sign_payload, validate_webhook_url, verify_signature
 
 __all__ = [
     "EVENTS",
@@ -38,8 +38,10 @@ __all__ = [
     "Webhook",
     "WebhookDelivery",
     "get_registry",
+    "sign_payload",
     "validate_model_name",
     "validate_text",
     "validate_user",
+    "validate_webhook_url",
     "verify_signature",
 ]
