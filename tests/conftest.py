@@ -406,3 +406,33 @@ def driver_repo(tmp_path: Path) -> dict[str, Any]:
         ttl=dt.timedelta(days=3650),
     )
     return {"driver": driver, "view": view, "path": path}
+
+
+# -- a real browser (Debian's Chromium, driven by Playwright) -----------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _chromium_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.exists():
+        return f"Chromium is not at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture
+def chromium_browser() -> Iterator[Any]:
+    """A headless Chromium (Debian's, not Playwright's download) as a Playwright ``Browser``."""
+    reason = _chromium_missing()
+    if reason:
+        if IN_CI:
+            pytest.fail(reason + " (CI=true: the browser is required)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()
