@@ -283,3 +283,114 @@ def test_a_version_without_lineage_needs_a_reference() -> None:
         check("fraud", "1h", now=NOW)
     report = check("fraud", "1h", now=NOW, reference=train)
     assert report.drifted_columns == [] and report.prediction is not None
+
+
+def test_http_routes_and_the_cli(
+    deployed: Any, server_factory: Any, loopml_cmd: list[str], tmp_path: Any
+) -> None:
+    import subprocess
+
+    import httpx
+
+    from loopml.config import get_settings
+
+    model, _ = deployed
+    frame = _data(300, 13, shift=1.0)
+    ids = _log(model, frame, start=time.time() - 1200)
+    settings = get_settings()
+    server = server_factory(settings.resolved_database_uri, settings.resolved_artifact_uri)
+    with httpx.Client(base_url=server.url + "/api/v1", timeout=60) as http:
+        one = http.post("/outcomes", json={"prediction_id": ids[0], "value": int(frame.y[0])})
+        assert one.status_code == 200 and one.json() == {"stored": 1}
+        bulk = [{"prediction_id": p, "value": int(v)} for p, v in zip(ids, frame.y, strict=True)]
+        assert http.post("/outcomes", json={"outcomes": bulk}).json() == {"stored": 300}
+        bad = http.post("/outcomes", json={"outcomes": [{"prediction_id": "x"}]})
+        assert bad.status_code == 400 and "value" in bad.json()["message"]
+        drift = http.get("/monitoring/deployments/fraud/drift", params={"window": "1h"})
+        assert drift.status_code == 200 and drift.json()["drifted_columns"] == ["x1"]
+        q = http.get("/monitoring/deployments/fraud/quality", params={"window": "1h"}).json()
+        assert q["variants"]["main"]["n_labelled"] == 300
+        assert q["variants"]["main"]["accuracy"] == pytest.approx(
+            accuracy_score(frame.y, model.predict(frame[["x1", "x2"]]))
+        )
+        html = http.get("/monitoring/deployments/fraud/report", params={"window": "1h"})
+        assert html.status_code == 200 and 'class="dist-plot"' in html.text
+        rule = {
+            "deployment": "fraud",
+            "metric": "drift_share",
+            "op": ">",
+            "threshold": 0.2,
+            "notifiers": [{"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "k"}],
+        }
+        put = http.put("/monitoring/rules/r1", json=rule)
+        assert put.status_code == 200 and "secret" not in put.text
+        assert [r["name"] for r in http.get("/monitoring/rules").json()["rules"]] == ["r1"]
+        wrong = http.put("/monitoring/rules/r2", json={**rule, "metric": "nope"})
+        assert wrong.status_code == 400 and "metric" in wrong.json()["message"]
+        window = http.get("/monitoring/deployments/fraud/drift", params={"window": "soon"})
+        assert window.status_code == 400
+        missing = http.get("/monitoring/deployments/none/drift")
+        assert missing.status_code == 400 and "no successful predictions" in missing.text
+        assert http.delete("/monitoring/rules/r1").status_code == 200
+        assert http.delete("/monitoring/rules/r1").status_code == 404
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*loopml_cmd, "monitor", *args], capture_output=True, text=True)
+
+    checked = run("check", "fraud", "--window", "1h", "--json")
+    assert checked.returncode == 0, checked.stderr
+    assert orjson.loads(checked.stdout)["drifted_columns"] == ["x1"]
+    out = tmp_path / "report.html"
+    made = run("report", "fraud", "--window", "1h", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    assert out.read_text().count('class="dist-plot"') == 2
+    added = run(
+        "rules",
+        "add",
+        "--name",
+        "q",
+        "--deployment",
+        "fraud",
+        "--metric",
+        "quality:accuracy",
+        "--op",
+        "<",
+        "--threshold",
+        "0.99",
+        "--window",
+        "1h",
+        "--min-samples",
+        "50",
+        "--log",
+    )
+    assert added.returncode == 0, added.stderr
+    ran = run("run", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert orjson.loads(ran.stdout)[0]["state"] == "firing"
+    alerts = run("alerts", "--json")
+    assert [a["state"] for a in orjson.loads(alerts.stdout)] == ["fired"]
+    for args, needle in [
+        (("check", "fraud", "--window", "soon"), "not a duration"),
+        (
+            (
+                "rules",
+                "add",
+                "--name",
+                "x",
+                "--deployment",
+                "d",
+                "--metric",
+                "m",
+                "--op",
+                ">",
+                "--threshold",
+                "1",
+            ),
+            "unknown metric",
+        ),
+        (("rules", "delete", "nope"), "does not exist"),
+        (("report", "fraud"), "--out"),
+    ]:
+        proc = run(*args)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert needle in proc.stderr and "Traceback" not in proc.stderr

@@ -110,6 +110,9 @@ def test_public_surface_is_pinned() -> None:
         "profile_reference",
         "quality",
         "read_predictions",
+        "render_report",
+        "report_data",
+        "save_report",
         "summarize",
     ]
 

@@ -14,11 +14,13 @@ version's training data from lineage; live quality once ``log_outcome`` brings g
 from __future__ import annotations
 
 from loopml.monitoring._alerts import AlertEngine, RuleStatus
-from loopml.monitoring._check import Monitor, QualityReport
+from loopml.monitoring._check import Monitor, QualityReport, report_data
 from loopml.monitoring._drift import ColumnDrift, DriftReport, detect_drift
 from loopml.monitoring._fluent import check, get_monitor, log_outcome, log_outcomes, quality
 from loopml.monitoring._predlog import PredictionLog, expand_inputs, read_predictions, summarize
 from loopml.monitoring._profile import ReferenceProfile, profile_reference
+from loopml.monitoring._report import render_html as render_report
+from loopml.monitoring._report import save_html as save_report
 from loopml.monitoring._store import AlertEvent, AlertRule, SqlMonitorStore, parse_duration
 
 __all__ = [
@@ -43,5 +45,8 @@ __all__ = [
     "profile_reference",
     "quality",
     "read_predictions",
+    "render_report",
+    "report_data",
+    "save_report",
     "summarize",
 ]

@@ -31,7 +31,7 @@ from loopml.monitoring._predlog import expand_inputs, read_predictions
 from loopml.monitoring._profile import ReferenceProfile, profile_column
 from loopml.monitoring._store import SqlMonitorStore, parse_duration
 
-__all__ = ["Monitor", "QualityReport", "PREDICTION"]
+__all__ = ["PREDICTION", "Monitor", "QualityReport", "report_data"]
 
 PREDICTION = "__prediction__"  # the profile column holding the model's outputs on the reference
 _log = logging.getLogger("loopml.monitoring")
@@ -85,6 +85,7 @@ class Monitor:
         *,
         log_uri: str | None = None,
         registry: Any = None,
+        tracking: Any = None,
     ) -> None:
         from loopml.config import get_settings
 
@@ -94,6 +95,7 @@ class Monitor:
         )
         self.log_uri = log_uri
         self._registry = registry
+        self._tracking = tracking
 
     @property
     def registry(self) -> Any:
@@ -293,9 +295,11 @@ class Monitor:
             mv = self.registry.get_model_version(model_name, version)
             if not mv.run_id:
                 return {}
-            from loopml.tracking import get_store
+            if self._tracking is None:
+                from loopml.tracking import get_store
 
-            run = get_store().get_run(mv.run_id)
+                self._tracking = get_store()
+            run = self._tracking.get_run(mv.run_id)
         except LoopmlError as exc:
             _log.info("no baseline for %s/%s: %s", model_name, version, exc)
             return {}
@@ -371,3 +375,63 @@ class Monitor:
             degraded,
             tolerance,
         )
+
+
+def report_data(
+    monitor: Monitor,
+    deployment: str,
+    window: str | float = "24h",
+    *,
+    bucket: str | float | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Drift, quality over time and alerts of a deployment's window, in the report's shape."""
+    drift = monitor.check(deployment, window, now=now)
+    size = bucket or parse_duration(window) / 12
+    q = monitor.quality(deployment, window, bucket=size, now=now)
+    metrics = [
+        m
+        for m in (
+            "accuracy",
+            "f1",
+            "precision",
+            "recall",
+            "roc_auc",
+            "log_loss",
+            "mae",
+            "rmse",
+            "mape",
+            "r2",
+        )
+        if any(row.get(m) is not None for row in q.variants.values())
+    ]
+    main = drift.subject.get("variant")
+    events = monitor.store.events(deployment=deployment, limit=200)
+    return {
+        "title": f"Monitoring report: {deployment}",
+        "generated_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        "subject": {
+            k: drift.subject.get(k)
+            for k in ("deployment", "model", "version", "window", "reference")
+        },
+        "drift": drift.to_dict(),
+        "prediction_drift": drift.prediction.to_dict() if drift.prediction else None,
+        "quality": {
+            "metrics": metrics,
+            "rows": q.buckets,
+            "baseline": q.baselines.get(str(main), {}),
+            "variants": q.variants,
+            "degraded": q.degraded,
+        },
+        "alerts": [
+            {
+                "rule": e.rule,
+                "state": e.state,
+                "at": pd.Timestamp(e.time, unit="ms", tz="UTC").isoformat(),
+                "value": e.value,
+                "message": ", ".join(e.evidence.get("drifted_columns", []))
+                or str(e.evidence.get("reason", "")),
+            }
+            for e in events
+        ],
+    }

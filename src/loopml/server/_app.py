@@ -46,6 +46,7 @@ def create_app(
 ) -> Any:
     """The loopml server app over the configured (or given) database and artifact root."""
     from loopml.data import SqlDatasetStore
+    from loopml.monitoring import SqlMonitorStore
     from loopml.server._data_api import router as datasets_router
     from loopml.server._deploy_api import router as deployments_router
     from loopml.server._features_api import OnlineFastPath
@@ -53,6 +54,7 @@ def create_app(
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
     from loopml.server._mlflow_registry_api import router as mlflow_registry_router
+    from loopml.server._monitoring_api import router as monitoring_router
     from loopml.server._registry_api import router as registry_router
     from loopml.server._tracking_api import router as tracking_router
     from loopml.serving import get_deployment_store
@@ -98,6 +100,9 @@ def create_app(
     app.state.database_uri = store.db.uri
     app.state.feature_stores = {}
     app.include_router(features_router)
+    app.state.monitor_store = SqlMonitorStore(store.db, workspace=settings.workspace)
+    app.state.prediction_log_uri = settings.prediction_log_uri
+    app.include_router(monitoring_router)
     app.state.mlflow_artifacts = ArtifactUris(store.artifact_root)
     include_twice(app, mlflow_tracking_router, tag="mlflow")
     include_twice(app, mlflow_registry_router, tag="mlflow registry")

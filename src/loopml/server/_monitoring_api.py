@@ -1,0 +1,124 @@
+"""``/api/v1/outcomes`` (ground truth, one or in bulk) and ``/api/v1/monitoring/...`` (drift,
+quality, the HTML report, alert rules and alerts of a deployment)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from loopml.errors import InvalidInput
+from loopml.monitoring import AlertRule, Monitor, SqlMonitorStore, render_report, report_data
+from loopml.server._tracking_api import scoped
+
+router = APIRouter(prefix="/api/v1", tags=["monitoring"])
+
+
+async def monitor_for(request: Request) -> Monitor:
+    """A monitor over the request workspace's monitoring state."""
+    state = request.app.state
+    base: SqlMonitorStore = state.monitor_store
+    return Monitor(
+        scoped(base, request),
+        log_uri=state.prediction_log_uri,
+        registry=scoped(state.registry_store, request),
+        tracking=scoped(state.tracking_store, request),
+    )
+
+
+Mon = Annotated[Monitor, Depends(monitor_for)]
+Window = Annotated[str, Query(min_length=1, max_length=32)]
+
+
+def _public(rule: AlertRule) -> dict[str, Any]:
+    data = rule.to_dict()
+    data["notifiers"] = [{k: v for k, v in n.items() if k != "secret"} for n in rule.notifiers]
+    return data
+
+
+@router.post("/outcomes")
+async def post_outcomes(monitor: Mon, body: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Store ground truth: ``{"outcomes": [...]}`` or one ``{"prediction_id"|"unit_id",
+    "value", "timestamp"?}``."""
+    if isinstance(body, dict) and "outcomes" in body:
+        if set(body) != {"outcomes"}:
+            raise InvalidInput("a bulk body holds only 'outcomes'")
+        records = body["outcomes"]
+    elif isinstance(body, dict):
+        records = [body]
+    else:
+        raise InvalidInput("the body must be an outcome object or {'outcomes': [...]}")
+    stored = await run_in_threadpool(monitor.store.log_outcomes, records)
+    return {"stored": stored}
+
+
+@router.get("/monitoring/deployments/{deployment}/drift")
+async def get_drift(
+    deployment: str, monitor: Mon, window: Window = "24h", variant: str | None = None
+) -> dict[str, Any]:
+    """Drift of the deployment's window against its serving version's training data."""
+    report = await run_in_threadpool(monitor.check, deployment, window, variant=variant)
+    return report.to_dict()
+
+
+@router.get("/monitoring/deployments/{deployment}/quality")
+async def get_quality(
+    deployment: str,
+    monitor: Mon,
+    window: Window = "24h",
+    bucket: str | None = None,
+    variant: str | None = None,
+    tolerance: Annotated[float, Query(ge=0, lt=1)] = 0.05,
+) -> dict[str, Any]:
+    """Live quality by variant (and by time bucket), with baselines and degradations."""
+    q = await run_in_threadpool(
+        monitor.quality, deployment, window, bucket=bucket, variant=variant, tolerance=tolerance
+    )
+    return q.to_dict()
+
+
+@router.get("/monitoring/deployments/{deployment}/report", response_class=HTMLResponse)
+async def get_report(deployment: str, monitor: Mon, window: Window = "24h") -> HTMLResponse:
+    """The self-contained HTML report of the deployment's window."""
+    data = await run_in_threadpool(report_data, monitor, deployment, window)
+    return HTMLResponse(render_report(data))
+
+
+@router.get("/monitoring/rules")
+async def list_rules(monitor: Mon, deployment: str | None = None) -> dict[str, Any]:
+    """The workspace's alert rules (webhook secrets left out)."""
+    rules = await run_in_threadpool(monitor.store.list_rules, deployment)
+    return {"rules": [_public(r) for r in rules]}
+
+
+@router.put("/monitoring/rules/{name}")
+async def put_rule(
+    name: str, monitor: Mon, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Create or replace an alert rule."""
+    rule = AlertRule.from_dict({**body, "name": name})
+    await run_in_threadpool(monitor.store.put_rule, rule)
+    return {"rule": _public(rule)}
+
+
+@router.delete("/monitoring/rules/{name}")
+async def delete_rule(name: str, monitor: Mon) -> dict[str, Any]:
+    """Delete an alert rule and its alerts."""
+    await run_in_threadpool(monitor.store.delete_rule, name)
+    return {}
+
+
+@router.get("/monitoring/alerts")
+async def list_alerts(
+    monitor: Mon,
+    rule: str | None = None,
+    deployment: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """Fired and resolved alerts, newest first."""
+    events = await run_in_threadpool(
+        monitor.store.events, rule=rule, deployment=deployment, limit=limit
+    )
+    return {"alerts": [e.to_dict() for e in events]}
