@@ -23,6 +23,7 @@ from loopml.monitoring._drift import DriftReport, compare_column, detect_drift
 from loopml.monitoring._metrics import (
     baseline_from_metrics,
     degradation,
+    estimate_performance,
     infer_task,
     quality_metrics,
     split_outputs,
@@ -33,6 +34,7 @@ from loopml.monitoring._store import SqlMonitorStore, parse_duration
 
 __all__ = ["PREDICTION", "Monitor", "QualityReport", "report_data"]
 
+MIN_CALIBRATION = 100  # labelled, scored predictions needed to calibrate an estimate
 PREDICTION = "__prediction__"  # the profile column holding the model's outputs on the reference
 _log = logging.getLogger("loopml.monitoring")
 
@@ -50,6 +52,8 @@ class QualityReport:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> metrics
     degraded: dict[str, list[str]] = field(default_factory=dict)  # variant -> metric names
     tolerance: float = 0.05
+    estimated: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> estimates
+    estimated_buckets: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -63,6 +67,8 @@ class QualityReport:
             "baselines": self.baselines,
             "degraded": self.degraded,
             "tolerance": self.tolerance,
+            "estimated": self.estimated,
+            "estimated_buckets": self.estimated_buckets,
         }
 
 
@@ -314,9 +320,16 @@ class Monitor:
         variant: str | None = None,
         task: str | None = None,
         tolerance: float = 0.05,
+        calibration: str | float | None = "7d",
         now: float | None = None,
     ) -> QualityReport:
-        """Quality by variant over the window (and by ``bucket`` of time), against baselines."""
+        """Quality by variant over the window (and by ``bucket`` of time), against baselines.
+
+        For binary classifiers that log scores, quality is also estimated from the scores
+        (``estimate_performance``), calibrated on the labelled predictions of the
+        ``calibration`` period just before the window; ``estimate_error`` is the estimate minus
+        the realised value on the window's labelled predictions.
+        """
         if not 0 <= tolerance < 1:
             raise InvalidInput("tolerance must be in [0, 1)")
         df, start, end = self.window(deployment, window, variant=variant, now=now)
@@ -346,6 +359,12 @@ class Monitor:
                 ]
                 if worse and len(lab):
                     degraded[str(name)] = worse
+        estimated: dict[str, dict[str, Any]] = {}
+        estimated_buckets: list[dict[str, Any]] = []
+        if calibration is not None and task == "classification" and len(data):
+            estimated, estimated_buckets = self._estimates(
+                deployment, data, start, calibration, variant, bucket
+            )
         buckets: list[dict[str, Any]] = []
         if bucket is not None and len(data):
             size = parse_duration(bucket, "bucket")
@@ -374,7 +393,68 @@ class Monitor:
             baselines,
             degraded,
             tolerance,
+            estimated,
+            estimated_buckets,
         )
+
+    def _estimates(
+        self,
+        deployment: str,
+        data: pd.DataFrame,
+        start: float,
+        calibration: str | float,
+        variant: str | None,
+        bucket: str | float | None,
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """Score-based estimates per variant (and bucket), calibrated before the window."""
+        scored = data[data["score"].notna()]
+        if scored.empty:
+            return {}, []
+        before, _, _ = self.window(
+            deployment, parse_duration(calibration, "calibration"), variant=variant, now=start
+        )
+        ref = self.labelled(before) if len(before) else before
+        estimated: dict[str, dict[str, Any]] = {}
+        estimated_buckets: list[dict[str, Any]] = []
+        for name, group in scored.groupby("variant", sort=True):
+            cal = ref[(ref["variant"] == name) & ref["outcome"].notna() & ref["score"].notna()]
+            labels = set(cal["outcome"].map(lambda v: int(v) if v in (0, 1) else -1))
+            if len(cal) < MIN_CALIBRATION or labels != {0, 1}:
+                continue
+
+            def estimate(rows: pd.DataFrame, cal: pd.DataFrame = cal) -> dict[str, Any]:
+                return estimate_performance(
+                    cal["score"], cal["outcome"], rows["score"], rows["predicted"]
+                )
+
+            row: dict[str, Any] = {"n_estimated": len(group), "n_calibration": len(cal)}
+            row.update(estimate(group))
+            lab = group[group["outcome"].notna()]
+            if len(lab):
+                on_labelled = estimate(lab)
+                realised = quality_metrics(
+                    lab["outcome"], lab["predicted"], lab["score"], task="classification"
+                )
+                row["estimate_error"] = {
+                    m: on_labelled[m] - realised[m]
+                    for m in on_labelled
+                    if on_labelled[m] is not None and realised.get(m) is not None
+                }
+            estimated[str(name)] = row
+            if bucket is not None:
+                size = parse_duration(bucket, "bucket")
+                epoch = (group["time"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+                for key, part in group.groupby((epoch // size) * size, sort=True):
+                    estimated_buckets.append(
+                        {
+                            "window_start": _iso(float(key)),
+                            "variant": str(name),
+                            "n_predictions": len(part),
+                            "n_labelled": int(part["outcome"].notna().sum()),
+                            **estimate(part),
+                        }
+                    )
+        return estimated, estimated_buckets
 
 
 def report_data(
@@ -420,6 +500,7 @@ def report_data(
             "metrics": metrics,
             "rows": q.buckets,
             "baseline": q.baselines.get(str(main), {}),
+            "estimated": q.estimated_buckets,
             "variants": q.variants,
             "degraded": q.degraded,
         },

@@ -25,6 +25,7 @@ __all__ = [
     "REGRESSOR_METRICS",
     "baseline_from_metrics",
     "degradation",
+    "estimate_performance",
     "quality_metrics",
     "split_outputs",
     "validate_metric",
@@ -181,3 +182,55 @@ def degradation(metric: str, live: float | None, baseline: float | None) -> floa
     if metric in LOWER_IS_BETTER:
         return (live - baseline) / abs(baseline)
     return (baseline - live) / abs(baseline)
+
+
+def estimate_performance(
+    reference_scores: Any,
+    reference_labels: Any,
+    scores: Any,
+    predicted: Any = None,
+    *,
+    threshold: float = 0.5,
+) -> dict[str, float | None]:
+    """Confidence-based performance estimation (as NannyML's CBPE) of a binary classifier.
+
+    The scores are calibrated on a labelled reference with isotonic regression; each current
+    prediction then counts as a fractional true/false positive/negative by its calibrated
+    probability, which gives expected accuracy, precision, recall, F1 and ROC AUC without labels.
+    ``predicted`` are the predicted classes (default: score >= threshold).
+    """
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.metrics import roc_auc_score
+
+    ref_s = np.asarray(reference_scores, dtype=float)
+    ref_y = np.asarray([int(_label(v)) for v in reference_labels], dtype=float)
+    cur_s = np.asarray(scores, dtype=float)
+    if len(ref_s) != len(ref_y) or len(ref_s) == 0:
+        raise InvalidInput("the reference needs as many labels as scores, and at least one")
+    if not set(np.unique(ref_y)) <= {0.0, 1.0}:
+        raise InvalidInput("performance estimation needs binary 0/1 reference labels")
+    if len(cur_s) == 0:
+        return {m: None for m in ("accuracy", "precision", "recall", "f1", "roc_auc")}
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(ref_s, ref_y)
+    c = iso.predict(cur_s)
+    yhat = (
+        cur_s >= threshold
+        if predicted is None
+        else np.asarray([bool(int(_label(v))) for v in predicted])
+    )
+    tp, fp = float(c[yhat].sum()), float((1 - c[yhat]).sum())
+    fn, tn = float(c[~yhat].sum()), float((1 - c[~yhat]).sum())
+    n = len(c)
+    out: dict[str, float | None] = {
+        "accuracy": (tp + tn) / n,
+        "precision": tp / (tp + fp) if tp + fp > 0 else None,
+        "recall": tp / (tp + fn) if tp + fn > 0 else None,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else None,
+        "roc_auc": None,
+    }
+    if 0 < c.sum() < n:  # both classes expected: the AUC of soft labels
+        y2 = np.r_[np.ones(n), np.zeros(n)]
+        out["roc_auc"] = float(
+            roc_auc_score(y2, np.r_[cur_s, cur_s], sample_weight=np.r_[c, 1 - c])
+        )
+    return out
