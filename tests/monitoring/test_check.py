@@ -394,3 +394,49 @@ def test_http_routes_and_the_cli(
         proc = run(*args)
         assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
         assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_model_version_is_checked_across_deployments_and_actions_run(deployed: Any) -> None:
+    from loopml.monitoring import register_action
+
+    model, _ = deployed
+    _log(model, _data(300, 14, shift=1.0), start=NOW - 1800)
+    with PredictionLog() as log:  # another deployment of the same version
+        log.append(
+            deployment="fraud-eu",
+            variant="main",
+            model_name="clf",
+            model_version="1",
+            inputs={"x1": 3.0, "x2": 0.0},
+            outputs=[1],
+            latency_ms=1.0,
+            time=NOW - 60,
+        )
+    loopml.MlflowClient().set_registered_model_alias("clf", "prod", "1")
+    for target in ("models:/clf/1", "models:/clf@prod"):
+        report = check(target, "1h", now=NOW)
+        assert report.subject["n_predictions"] == 301 and report.drifted_columns == ["x1"]
+    with pytest.raises(InvalidInput, match="models:/<name>/<version>"):
+        check("models:/clf/latest-ish", "1h", now=NOW)
+
+    calls: list[tuple[str, str]] = []
+    register_action("retrain", lambda event, rule: calls.append((rule.name, event.state)))
+    engine = AlertEngine(Monitor())
+    engine.store.put_rule(
+        AlertRule(
+            name="retrain-on-drift",
+            deployment="fraud",
+            metric="drift_share",
+            op=">=",
+            threshold=0.3,
+            window="1h",
+            notifiers=[
+                {"type": "action", "name": "retrain"},
+                {"type": "action", "name": "nobody"},
+            ],
+        )
+    )
+    event = engine.run_once(now=NOW)[0].event
+    assert calls == [("retrain-on-drift", "fired")]
+    assert event.deliveries[0] == {"type": "action", "name": "retrain", "ok": True}
+    assert event.deliveries[1]["ok"] is False and "nobody" in event.deliveries[1]["error"]

@@ -110,6 +110,7 @@ def test_public_surface_is_pinned() -> None:
         "profile_reference",
         "quality",
         "read_predictions",
+        "register_action",
         "render_report",
         "report_data",
         "save_report",

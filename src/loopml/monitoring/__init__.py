@@ -13,7 +13,7 @@ version's training data from lineage; live quality once ``log_outcome`` brings g
 
 from __future__ import annotations
 
-from loopml.monitoring._alerts import AlertEngine, RuleStatus
+from loopml.monitoring._alerts import AlertEngine, RuleStatus, register_action
 from loopml.monitoring._check import Monitor, QualityReport, report_data
 from loopml.monitoring._drift import ColumnDrift, DriftReport, detect_drift
 from loopml.monitoring._fluent import check, get_monitor, log_outcome, log_outcomes, quality
@@ -45,6 +45,7 @@ __all__ = [
     "profile_reference",
     "quality",
     "read_predictions",
+    "register_action",
     "render_report",
     "report_data",
     "save_report",

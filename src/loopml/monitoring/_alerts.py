@@ -24,9 +24,18 @@ from loopml.monitoring._metrics import degradation
 from loopml.monitoring._predlog import summarize
 from loopml.monitoring._store import AlertEvent, AlertRule, parse_duration
 
-__all__ = ["AlertEngine", "RuleStatus"]
+__all__ = ["AlertEngine", "RuleStatus", "register_action"]
 
 _log = logging.getLogger("loopml.monitoring.alerts")
+_ACTIONS: dict[str, Callable[[AlertEvent, AlertRule], Any]] = {}
+
+
+def register_action(name: str, action: Callable[[AlertEvent, AlertRule], Any]) -> None:
+    """Make ``action(event, rule)`` callable from rules by ``{"type": "action", "name": name}``
+    (how a drift or quality alert starts a retraining pipeline)."""
+    if not isinstance(name, str) or not name or not callable(action):
+        raise InvalidInput("register_action needs a name and a callable")
+    _ACTIONS[name] = action
 
 
 @dataclass
@@ -193,6 +202,27 @@ class AlertEngine:
             level = logging.WARNING if event.state == "fired" else logging.INFO
             _log.log(level, message)
             return {"type": "log", "ok": True}
+        if kind == "action":
+            name = notifier["name"]
+            action = _ACTIONS.get(name)
+            if action is None:
+                return {
+                    "type": "action",
+                    "name": name,
+                    "ok": False,
+                    "error": f"no action named {name!r} is registered in this process",
+                }
+            try:
+                result = action(event, rule)
+            except Exception as exc:  # noqa: BLE001 - reported with the alert, never raised
+                _log.exception("alert action %s failed", name)
+                return {"type": "action", "name": name, "ok": False, "error": str(exc)}
+            return {
+                "type": "action",
+                "name": name,
+                "ok": True,
+                **({"result": result} if isinstance(result, (str, int, float)) else {}),
+            }
         return self._post(notifier, rule, event, message)
 
     def _post(

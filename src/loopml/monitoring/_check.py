@@ -119,10 +119,34 @@ class Monitor:
         """The ok predictions of ``deployment`` in the window ending ``now``."""
         end = time.time() if now is None else float(now)
         start = end - parse_duration(window)
+        model = self.model_target(deployment)
         df = read_predictions(
-            self.log_uri, deployment=deployment, variant=variant, since=start, until=end
+            self.log_uri,
+            deployment=None if model else deployment,
+            variant=variant,
+            since=start,
+            until=end,
         )
-        return df[df["status"] == "ok"].reset_index(drop=True), start, end
+        keep = df["status"] == "ok"
+        if model:
+            keep &= (df["model_name"] == model[0]) & (df["model_version"] == model[1])
+        return df[keep].reset_index(drop=True), start, end
+
+    def model_target(self, target: str) -> tuple[str, str] | None:
+        """(name, version) when ``target`` is ``models:/<name>/<version>`` or
+        ``models:/<name>@<alias>`` (every deployment's predictions by that version)."""
+        if not target.startswith("models:/"):
+            return None
+        rest = target[len("models:/") :]
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            return name, str(self.registry.get_model_version_by_alias(name, alias).version)
+        name, _, version = rest.rpartition("/")
+        if not name or not version.isdigit():
+            raise InvalidInput(
+                f"{target!r}: use models:/<name>/<version> or models:/<name>@<alias>"
+            )
+        return name, version
 
     @staticmethod
     def served_by(df: pd.DataFrame) -> tuple[str, str, str]:
@@ -217,7 +241,7 @@ class Monitor:
         df, start, end = self.window(deployment, window, variant=variant, now=now)
         if df.empty:
             raise InvalidInput(
-                f"deployment {deployment!r} logged no successful predictions in the window "
+                f"{deployment!r} logged no successful predictions in the window "
                 f"{_iso(start)} .. {_iso(end)}"
             )
         served_variant, name, version = self.served_by(df)

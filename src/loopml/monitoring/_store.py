@@ -33,7 +33,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,254}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 OPS = (">", ">=", "<", "<=")
-NOTIFIER_TYPES = ("webhook", "log")
+NOTIFIER_TYPES = ("webhook", "log", "action")
 
 
 def _now_ms() -> int:
@@ -157,6 +157,8 @@ def _check_notifier(n: Any) -> None:
         secret = n.get("secret")
         if secret is not None and not isinstance(secret, str):
             raise InvalidInput("a webhook notifier's secret must be a string")
+    if n["type"] == "action" and not (isinstance(n.get("name"), str) and n["name"]):
+        raise InvalidInput("an action notifier needs the name of a registered action")
 
 
 @dataclass
