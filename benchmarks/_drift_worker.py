@@ -6,8 +6,16 @@ both files into pandas, runs the tool's drift check with its defaults and writes
 what it took (import, read and check: wall and CPU seconds; RSS after the imports, after the
 read, and the process's peak), the in-memory size of the data and the columns flagged.
 
-Runs in loopml's interpreter (loopml, floor, generate) and in ``benchmarks/.venv-evidently``
-(Evidently): it needs only NumPy, pandas and pyarrow besides the tool.
+``--mode profile --ref R --profile P`` reads the reference Parquet file, builds loopml's
+``profile_reference`` of it and writes ``P`` as JSON (``ReferenceProfile.to_dict``): what a
+deployment stores once per model version. ``--mode check --tool loopml-profile --profile P
+--cur C`` is the repeated check against that stored profile: it reads only the profile JSON and
+the current Parquet file (its read), then runs ``ReferenceProfile.from_dict`` and
+``detect_drift(profile, cur)`` (its check); its data size is the current frame's.
+
+Runs in loopml's interpreter (loopml, loopml-profile, floor; generate, profile) and in
+``benchmarks/.venv-evidently`` (Evidently): it needs only NumPy, pandas and pyarrow besides the
+tool.
 """
 
 from __future__ import annotations
@@ -62,9 +70,13 @@ def import_tool(tool: str) -> dict[str, str]:
         from evidently.presets import DataDriftPreset  # noqa: F401
 
         out["evidently"] = evidently.__version__
-    elif tool == "loopml":
+    elif tool in ("loopml", "loopml-profile"):
         import loopml
-        from loopml.monitoring import detect_drift  # noqa: F401
+        from loopml.monitoring import (  # noqa: F401
+            ReferenceProfile,
+            detect_drift,
+            profile_reference,
+        )
 
         out["loopml"] = loopml.__version__
     else:
@@ -116,7 +128,19 @@ def check_loopml(ref: Any, cur: Any) -> dict[str, Any]:
     """``loopml.monitoring.detect_drift`` at its defaults."""
     from loopml.monitoring import detect_drift
 
-    report = detect_drift(ref, cur)
+    return _loopml_result(detect_drift(ref, cur))
+
+
+def check_loopml_profile(profile: dict[str, Any], cur: Any) -> dict[str, Any]:
+    """``detect_drift`` at its defaults against a stored profile: ``profile`` is the JSON as
+    read from the file (``ReferenceProfile.to_dict``)."""
+    from loopml.monitoring import ReferenceProfile, detect_drift
+
+    return _loopml_result(detect_drift(ReferenceProfile.from_dict(profile), cur))
+
+
+def _loopml_result(report: Any) -> dict[str, Any]:
+    """The per-column figures of a loopml ``DriftReport``."""
     flagged = set(report.drifted_columns)
     columns = {}
     for name, col in report.columns.items():
@@ -172,11 +196,17 @@ def check_floor(ref: Any, cur: Any) -> dict[str, Any]:
     return {"columns": columns}
 
 
-CHECKS = {"evidently": check_evidently, "loopml": check_loopml, "floor": check_floor}
+CHECKS = {
+    "evidently": check_evidently,
+    "loopml": check_loopml,
+    "loopml-profile": check_loopml_profile,
+    "floor": check_floor,
+}
 
 
 def run_check(tool: str, ref_path: str, cur_path: str) -> dict[str, Any]:
-    """Import, read, check: the figures and the flagged columns."""
+    """Import, read, check: the figures and the flagged columns. For ``loopml-profile``,
+    ``ref_path`` is the profile's JSON file, read with ``json.loads``."""
     res: dict[str, Any] = {"tool": tool, "rss_start_mb": _status_mb("VmRSS")}
     with Clock() as imp:
         res["versions"] = import_tool(tool)
@@ -185,7 +215,10 @@ def run_check(tool: str, ref_path: str, cur_path: str) -> dict[str, Any]:
     import pandas as pd
 
     with Clock() as read:
-        ref = pd.read_parquet(ref_path)
+        if tool == "loopml-profile":
+            ref = json.loads(Path(ref_path).read_bytes())
+        else:
+            ref = pd.read_parquet(ref_path)
         cur = pd.read_parquet(cur_path)
     res["read"] = {"wall_seconds": read.wall, "cpu_seconds": read.cpu}
     res["rss_after_read_mb"] = _status_mb("VmRSS")
@@ -201,24 +234,74 @@ def run_check(tool: str, ref_path: str, cur_path: str) -> dict[str, Any]:
     }
     res.update(out)
     res["flagged"] = sorted(c for c, v in out["columns"].items() if v["drifted"])
-    res["rows"] = {"reference": len(ref), "current": len(cur)}
-    res["dtypes"] = {c: str(ref[c].dtype) for c in COLUMNS}
+    res["dtypes"] = {c: str(cur[c].dtype) for c in COLUMNS}
     # after the check, so that computing it (it walks every Python string object under pandas 2)
     # touches nothing the check's figures include
-    res["data_mb"] = (
-        float(ref.memory_usage(deep=True).sum() + cur.memory_usage(deep=True).sum()) / 1e6
-    )
+    if tool == "loopml-profile":
+        res["rows"] = {"reference": int(ref["n_rows"]), "current": len(cur)}
+        res["profile_json_bytes"] = Path(ref_path).stat().st_size
+        res["data_mb"] = float(cur.memory_usage(deep=True).sum()) / 1e6  # the current only
+    else:
+        res["rows"] = {"reference": len(ref), "current": len(cur)}
+        res["data_mb"] = (
+            float(ref.memory_usage(deep=True).sum() + cur.memory_usage(deep=True).sum()) / 1e6
+        )
+    return res
+
+
+def build_profile(ref_path: str, profile_path: Path) -> dict[str, Any]:
+    """Import loopml, read the reference, ``profile_reference`` it, write the profile's JSON:
+    each phase's wall and CPU seconds, RSS after each, the peak, and the JSON's size."""
+    res: dict[str, Any] = {"tool": "loopml-profile", "rss_start_mb": _status_mb("VmRSS")}
+    with Clock() as imp:
+        res["versions"] = import_tool("loopml-profile")
+    res["import"] = {"wall_seconds": imp.wall, "cpu_seconds": imp.cpu}
+    res["rss_after_import_mb"] = _status_mb("VmRSS")
+    import pandas as pd
+
+    from loopml.monitoring import profile_reference
+
+    with Clock() as read:
+        ref = pd.read_parquet(ref_path)
+    res["read"] = {"wall_seconds": read.wall, "cpu_seconds": read.cpu}
+    res["rss_after_read_mb"] = _status_mb("VmRSS")
+    res["peak_after_read_mb"] = _status_mb("VmHWM")
+    with Clock() as build:
+        profile = profile_reference(ref)
+    res["profile"] = {"wall_seconds": build.wall, "cpu_seconds": build.cpu}
+    with Clock() as write:
+        profile_path.write_text(json.dumps(profile.to_dict()))
+    res["write"] = {"wall_seconds": write.wall, "cpu_seconds": write.cpu}
+    res["rss_after_write_mb"] = _status_mb("VmRSS")
+    res["peak_rss_mb"] = _status_mb("VmHWM")
+    res["total"] = {
+        "wall_seconds": read.wall + build.wall + write.wall,
+        "cpu_seconds": read.cpu + build.cpu + write.cpu,
+    }
+    res["json_bytes"] = profile_path.stat().st_size
+    res["path"] = str(profile_path)
+    res["rows"] = {"reference": len(ref)}
+    res["columns"] = {
+        name: {
+            "kind": col.kind,
+            "n": col.n,
+            "points": None if col.points is None else len(col.points),
+        }
+        for name, col in profile.columns.items()
+    }
+    res["data_mb"] = float(ref.memory_usage(deep=True).sum()) / 1e6  # the reference only
     return res
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("generate", "check"), required=True)
+    ap.add_argument("--mode", choices=("generate", "profile", "check"), required=True)
     ap.add_argument("--tool", choices=tuple(CHECKS))
     ap.add_argument("--rows", type=int)
     ap.add_argument("--dir", type=Path)
     ap.add_argument("--ref")
     ap.add_argument("--cur")
+    ap.add_argument("--profile", help="the profile's JSON file (written, or read)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.mode == "generate":
@@ -226,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = generate(args.dir, args.rows)
         result: dict[str, Any] = {"paths": paths, "wall_seconds": time.perf_counter() - t0}
         result["file_mb"] = {k: Path(p).stat().st_size / 1e6 for k, p in paths.items()}
+    elif args.mode == "profile":
+        result = build_profile(args.ref, Path(args.profile))
+    elif args.tool == "loopml-profile":
+        result = run_check(args.tool, args.profile, args.cur)
     else:
         result = run_check(args.tool, args.ref, args.cur)
     args.out.write_text(json.dumps(result, indent=2, default=str))

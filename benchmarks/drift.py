@@ -1,10 +1,11 @@
 """Side-by-side drift benchmark: loopml's ``detect_drift`` vs Evidently's data-drift preset,
-with a NumPy/SciPy floor.
+with a NumPy/SciPy floor, and loopml's repeated check against a stored reference profile.
 
 Usage::
 
     bash benchmarks/setup_evidently.sh       # once: Evidently 0.7 in benchmarks/.venv-evidently
-    python benchmarks/drift.py [--sizes 10000,100000,1000000] [--only evidently,loopml,floor]
+    python benchmarks/drift.py [--sizes 10000,100000,1000000]
+                               [--only evidently,loopml,loopml-profile,floor]
                                [--repeat N] [--reuse old.json] [--json out.json]
 
 One generated data set per size (20 numeric and 5 categorical columns, 5 numeric and 2
@@ -14,7 +15,12 @@ column types declared, in ``benchmarks/.venv-evidently``), loopml (``detect_drif
 and the floor (the same statistics written directly with NumPy and SciPy). Each measurement is
 a fresh process that imports the tool, reads both files with pandas and runs the check: wall and
 CPU seconds of the read and of the check, the process's wall, CPU and peak RSS, the data's size
-in memory, and the columns the tool flagged, compared with the shifted ones. See
+in memory, and the columns the tool flagged, compared with the shifted ones.
+
+``loopml-profile`` is the check a deployment repeats: once per size, a fresh process reads the
+reference, builds ``profile_reference(ref)`` and writes its ``to_dict()`` as JSON (the "profile
+build", measured once); each check then reads only that JSON and the current file, and runs
+``detect_drift(ReferenceProfile.from_dict(d), cur)``; its data size is the current frame's. See
 ``benchmarks/README.md``.
 """
 
@@ -46,8 +52,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 EVIDENTLY_VENV = HERE / ".venv-evidently"
 WORKER = HERE / "_drift_worker.py"
-TOOLS = ("evidently", "loopml", "floor")
-LABELS = {"evidently": "Evidently", "loopml": "loopml", "floor": "floor"}
+TOOLS = ("evidently", "loopml", "loopml-profile", "floor")
+LABELS = {
+    "evidently": "Evidently",
+    "loopml": "loopml",
+    "loopml-profile": "loopml-profile",
+    "floor": "floor",
+}
 SIZES = (10_000, 100_000, 1_000_000)
 STEP_TIMEOUT = 3600.0
 NOISY_CORES = 0.25  # CPU other processes used during a step above which it is flagged
@@ -63,7 +74,12 @@ def import_error(tool: str) -> str | None:
     """Why ``tool`` cannot run here, or None."""
     if tool == "evidently" and not (EVIDENTLY_VENV / "bin" / "python").exists():
         return "run `bash benchmarks/setup_evidently.sh` first"
-    module = {"evidently": "evidently", "loopml": "loopml.monitoring", "floor": "scipy"}[tool]
+    module = {
+        "evidently": "evidently",
+        "loopml": "loopml.monitoring",
+        "loopml-profile": "loopml.monitoring",
+        "floor": "scipy",
+    }[tool]
     proc = subprocess.run(
         [python_for(tool), "-c", f"import {module}"],
         env=clean_env({}),
@@ -144,9 +160,26 @@ def measure(
     if args.idle_wait:
         res["idle_before"] = wait_idle(args.idle_wait)
     worker_args = ["--mode", "check", "--tool", tool]
-    worker_args += ["--ref", files["reference"], "--cur", files["current"]]
+    if tool == "loopml-profile":  # the stored profile instead of the reference data
+        worker_args += ["--profile", files["profile"], "--cur", files["current"]]
+    else:
+        worker_args += ["--ref", files["reference"], "--cur", files["current"]]
     name = f"{tool}-{rows}" + (f"-run{run + 1}" if args.repeat > 1 else "")
     res.update(run_worker(name, worker_args, python_for(tool), scratch))
+    return res
+
+
+def build_profile(
+    rows: int, files: dict[str, str], scratch: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """loopml-profile's one-off step of one size in a fresh process: read the reference,
+    ``profile_reference`` it, write the profile's JSON to ``files["profile"]``."""
+    res: dict[str, Any] = {}
+    if args.idle_wait:
+        res["idle_before"] = wait_idle(args.idle_wait)
+    worker_args = ["--mode", "profile", "--ref", files["reference"]]
+    worker_args += ["--profile", files["profile"]]
+    res.update(run_worker(f"profile-build-{rows}", worker_args, sys.executable, scratch))
     return res
 
 
@@ -234,7 +267,9 @@ def flag_text(res: dict[str, Any]) -> str:
 def margins(tool: str, res: dict[str, Any]) -> tuple[float | None, float | None]:
     """(smallest score among the shifted columns, largest among the others): the effect size
     each tool's verdict rests on."""
-    key = {"evidently": "score", "loopml": "effect_size"}.get(tool)
+    key = {"evidently": "score", "loopml": "effect_size", "loopml-profile": "effect_size"}.get(
+        tool
+    )
     scores = {}
     for name, col in res.get("columns", {}).items():
         if tool == "floor":
@@ -249,7 +284,14 @@ def margins(tool: str, res: dict[str, Any]) -> tuple[float | None, float | None]
 def build_tables(results: dict[str, Any]) -> dict[str, list[list[str]]]:
     """The tables: times and memory (one row per size and tool), ratios (one per size) and
     verdicts (one per size and tool)."""
-    out: dict[str, list[list[str]]] = {"times": [], "memory": [], "ratios": [], "verdicts": []}
+    out: dict[str, list[list[str]]] = {
+        "times": [],
+        "memory": [],
+        "ratios": [],
+        "profile_ratios": [],
+        "profile_build": [],
+        "verdicts": [],
+    }
     for size in results["sizes"]:
         key = str(size)
         by_tool = {t: results["tools"].get(t, {}).get(key) for t in TOOLS}
@@ -296,7 +338,7 @@ def build_tables(results: dict[str, Any]) -> dict[str, list[list[str]]]:
                     _f(hi, ".3f"),
                 ]
             )
-        ev, lm, fl = (by_tool[t] for t in TOOLS)
+        ev, lm, lp, fl = (by_tool[t] for t in TOOLS)
 
         def r(a: Any, b: Any, *path: str) -> str:
             return _x(get(a, *path), get(b, *path)) if a and b else ""
@@ -316,6 +358,88 @@ def build_tables(results: dict[str, Any]) -> dict[str, list[list[str]]]:
                 r(lm, fl, "process", "ru_maxrss_mb"),
             ]
         )
+        if lp:
+            out["profile_ratios"].append(
+                [
+                    f"{size:,}",
+                    r(ev, lp, "check", "wall_seconds"),
+                    r(ev, lp, "total", "wall_seconds"),
+                    r(ev, lp, "process", "wall_seconds"),
+                    r(ev, lp, "process", "cpu_seconds"),
+                    r(ev, lp, "process", "ru_maxrss_mb"),
+                    r(lp, lm, "check", "wall_seconds"),
+                    r(lp, lm, "total", "wall_seconds"),
+                    r(lp, lm, "process", "wall_seconds"),
+                    r(lp, lm, "process", "cpu_seconds"),
+                    r(lp, lm, "process", "ru_maxrss_mb"),
+                ]
+            )
+        build = get(lp, "build")
+        if build:
+            reused = "*" if size in results.get("reused", {}).get("loopml-profile", []) else ""
+            if "error" in build:
+                out["profile_build"].append([f"{size:,}{reused}", "failed", *[""] * 9])
+                continue
+            ref_file_mb = get(results, "generate", key, "file_mb", "reference")
+            out["profile_build"].append(
+                [
+                    f"{size:,}{reused}",
+                    _f(get(build, "process", "wall_seconds"), ".2f"),
+                    _f(get(build, "process", "cpu_seconds"), ".2f"),
+                    _f(get(build, "read", "wall_seconds"), ".3f"),
+                    _f(get(build, "profile", "wall_seconds"), ".3f"),
+                    _f(get(build, "write", "wall_seconds"), ".3f"),
+                    _f(get(build, "process", "ru_maxrss_mb"), ",.0f"),
+                    _f(get(build, "data_mb"), ",.1f"),
+                    _f(get(build, "json_bytes"), ",d"),
+                    _f(
+                        get(build, "json_bytes") / (ref_file_mb * 1e6)
+                        if ref_file_mb and get(build, "json_bytes")
+                        else None,
+                        ".4f",
+                    ),
+                    _f(break_even(build, lm, lp), ".1f"),
+                ]
+            )
+    return out
+
+
+def break_even(build: dict[str, Any], lm: dict[str, Any] | None, lp: dict[str, Any] | None) -> Any:
+    """The profile build's read + profile + write over what one check saves by using the
+    profile (loopml's read + check - loopml-profile's): after how many checks it has paid off.
+    None when the check saves nothing."""
+    cost = get(build, "total", "wall_seconds")
+    full, short = get(lm, "total", "wall_seconds"), get(lp, "total", "wall_seconds")
+    if None in (cost, full, short) or full <= short:
+        return None
+    return cost / (full - short)
+
+
+def profile_agreement(results: dict[str, Any]) -> dict[str, Any]:
+    """Per size, loopml-profile's report against loopml's: whether the verdicts are the same
+    and the largest absolute difference of each figure (they should be identical: a check
+    against a DataFrame profiles it the same way)."""
+    out: dict[str, Any] = {}
+    for size in results["sizes"]:
+        lm = get(results, "tools", "loopml", str(size))
+        lp = get(results, "tools", "loopml-profile", str(size))
+        if not lm or not lp or "error" in lm or "error" in lp:
+            continue
+        diffs: dict[str, float] = {}
+        same = lm.get("flagged") == lp.get("flagged")
+        for name, a in lm.get("columns", {}).items():
+            b = lp.get("columns", {}).get(name)
+            if b is None:
+                same = False
+                continue
+            same = same and a.get("drifted") == b.get("drifted")
+            for k in ("statistic", "p_value", "effect_size"):
+                x, y = a.get(k), b.get(k)
+                if isinstance(x, int | float) and isinstance(y, int | float):
+                    diffs[k] = max(diffs.get(k, 0.0), abs(x - y))
+                elif x != y:
+                    diffs[k] = float("inf")
+        out[str(size)] = {"same_verdicts": same, "max_abs_diff": diffs}
     return out
 
 
@@ -349,8 +473,9 @@ def report(results: dict[str, Any]) -> list[str]:
         header,
         tables["times"],
         "process: the fresh process from start to exit (interpreter, imports, read, check) and "
-        "its user+sys CPU; read: both Parquet files into pandas; check: the tool's call and "
-        f"reading its verdicts{reused}",
+        "its user+sys CPU; read: both Parquet files into pandas (loopml-profile: the profile's "
+        "JSON and the current file); check: the tool's call and reading its verdicts "
+        f"(loopml-profile: from_dict and detect_drift){reused}",
     )
     header = [
         "rows", "tool", "peak RSS MB", "after imports MB", "peak after read MB", "data MB",
@@ -361,7 +486,8 @@ def report(results: dict[str, Any]) -> list[str]:
         header,
         tables["memory"],
         "peak RSS: the process's ru_maxrss; data: memory_usage(deep=True) of both frames in "
-        "that process; check's own: (peak RSS during the check - RSS when it started) / data",
+        "that process (loopml-profile: the current frame only); check's own: (peak RSS during "
+        "the check - RSS when it started) / data",
     )
     header = [
         "rows", "E/l check", "E/l read+check", "E/l process", "E/l CPU", "E/l peak RSS",
@@ -373,6 +499,34 @@ def report(results: dict[str, Any]) -> list[str]:
         tables["ratios"],
         "times and peak RSS divided as they stand: above 1, the first is slower or bigger",
     )
+    if tables["profile_ratios"]:
+        header = [
+            "rows", "E/lp check", "E/lp read+check", "E/lp process", "E/lp CPU",
+            "E/lp peak RSS", "lp/l check", "lp/l read+check", "lp/l process", "lp/l CPU",
+            "lp/l peak RSS",
+        ]  # fmt: skip
+        render_table(
+            "Ratios: Evidently / loopml-profile (E/lp) and loopml-profile / loopml (lp/l)",
+            header,
+            tables["profile_ratios"],
+            "below 1 in lp/l: the check against the stored profile is faster or smaller than "
+            "loopml's check against the reference data",
+        )
+    if tables["profile_build"]:
+        header = [
+            "rows", "process s", "process CPU s", "read s", "profile s", "JSON write s",
+            "peak RSS MB", "reference MB", "JSON bytes", "JSON/file", "break-even checks",
+        ]  # fmt: skip
+        render_table(
+            "loopml-profile: the profile build, once per size (a fresh process)",
+            header,
+            tables["profile_build"],
+            "read: the reference Parquet file; profile: profile_reference(ref); JSON write: "
+            "json.dumps(profile.to_dict()) to a file; reference MB: the reference frame in "
+            "memory; JSON/file: the JSON's size over the reference Parquet file's; "
+            "break-even: the build's read+profile+write over what one check saves (loopml's "
+            f"read+check - loopml-profile's){reused}",
+        )
     header = ["rows", "tool", "exactly the shifted", "missed", "also flagged", "min shifted",
               "max other"]  # fmt: skip
     render_table(
@@ -383,8 +537,30 @@ def report(results: dict[str, Any]) -> list[str]:
         "reference std, Jensen-Shannon distance; loopml's effect_size), threshold 0.1",
     )
     problems = []
+    agreement = profile_agreement(results)
+    results["profile_agreement"] = agreement
+    for size, agree in agreement.items():
+        diffs = ", ".join(f"{k} {v:.3g}" for k, v in agree["max_abs_diff"].items())
+        line = (
+            f"loopml-profile vs loopml at {int(size):,} rows: "
+            f"{'same' if agree['same_verdicts'] else 'DIFFERENT'} verdicts; largest "
+            f"difference: {diffs}"
+        )
+        if agree["same_verdicts"]:
+            print(line)
+        else:
+            problems.append(line)
     for tool in TOOLS:
         for size, res in results["tools"].get(tool, {}).items():
+            build = res.get("build")
+            if build and "error" in build:
+                problems.append(f"profile build at {int(size):,} rows failed: {build['error']}")
+            noisy = get(build, "process", "other_cpu_cores")
+            if noisy is not None and noisy > NOISY_CORES:
+                print(
+                    f"NOTE: other processes used {noisy:.2f} cores while the profile of "
+                    f"{int(size):,} rows was built: rerun before quoting it"
+                )
             if "error" in res:
                 problems.append(f"{tool} at {int(size):,} rows failed: {res['error']}")
                 continue
@@ -424,7 +600,7 @@ def versions(results: dict[str, Any]) -> dict[str, Any]:
                 out["evidently_version"] = v.get("evidently")
                 out["evidently_pandas"] = v.get("pandas")
                 out["evidently_numpy"] = v.get("numpy")
-            elif tool == "loopml" and v:
+            elif tool in ("loopml", "loopml-profile") and v:
                 out["loopml_version"] = v.get("loopml")
                 out["pandas_version"] = v.get("pandas")
                 out["numpy_version"] = v.get("numpy")
@@ -434,21 +610,23 @@ def versions(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def git_state() -> dict[str, Any]:
-    """The commit, the files under src/ changed since, and a hash of the drift module as it was
-    measured (another change may be under way)."""
+    """The commit, the files under src/ changed since, and hashes of the drift and profile
+    modules as they were measured (another change may be under way)."""
 
     def git(*a: str) -> str:
         proc = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
         return proc.stdout
 
-    drift_py = REPO / "src" / "loopml" / "monitoring" / "_drift.py"
+    def sha256(name: str) -> str | None:
+        path = REPO / "src" / "loopml" / "monitoring" / name
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
     changed = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines()]
     return {
         "commit": git("rev-parse", "--short", "HEAD").strip(),
         "src_changed": changed,
-        "drift_module_sha256": hashlib.sha256(drift_py.read_bytes()).hexdigest()
-        if drift_py.exists()
-        else None,
+        "drift_module_sha256": sha256("_drift.py"),
+        "profile_module_sha256": sha256("_profile.py"),
     }
 
 
@@ -502,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     results: dict[str, Any] = {"data": describe(), "sizes": sizes, "tools": {}, "skipped": skipped}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {t: {} for t in tools}
+    builds: dict[str, dict[str, Any]] = {}  # loopml-profile's profile build, per size
     load_before = os.getloadavg()
     state = git_state()
     failed = False
@@ -520,6 +699,20 @@ def main(argv: list[str] | None = None) -> int:
         log(f"sync and a {args.settle_start:g} s pause, then the first step")
         settle(0.0, args, args.settle_start)
         for size in sizes:
+            if "loopml-profile" in tools:
+                files[size]["profile"] = str(scratch / f"profile_{size}.json")
+                log(f"loopml-profile: building the profile of {size:,} rows")
+                try:
+                    build = build_profile(size, files[size], scratch, args)
+                except RuntimeError as exc:
+                    log(f"loopml-profile: {exc}")
+                    failed = True
+                    build = {"error": str(exc).splitlines()[0]}
+                builds[str(size)] = build
+                took = get(build, "process", "wall_seconds")
+                if took is not None:
+                    log(f"loopml-profile: built in {took:.1f} s, {build['json_bytes']:,} bytes")
+                build["settle_after"] = settle(get(build, "process", "ru_maxrss_mb") or 0, args)
             for r in range(args.repeat):
                 for tool in tools if r % 2 == 0 else tools[::-1]:
                     log(f"{tool}: {size:,} rows, run {r + 1}/{args.repeat}")
@@ -539,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         results["tools"] = {
             t: {s: median_of(rs) for s, rs in by_size.items()} for t, by_size in runs.items()
         }
+        for size_key, build in builds.items():  # with its checks, so that --reuse takes both
+            results["tools"]["loopml-profile"].setdefault(size_key, {})["build"] = build
         if args.reuse:
             reuse(results, args.reuse)
         results["meta"] = {
