@@ -240,7 +240,7 @@ def test_cooldown_holds_back_a_second_alert(deployed: Any) -> None:
     assert engine.run_once(now=NOW)[0].event.state == "fired"
     assert engine.run_once(now=NOW + 3600)[0].event.state == "resolved"
     held = engine.run_once(now=NOW + 7200)[0]
-    assert held.event is None and held.state == "ok"  # bad again, but within the cooldown
+    assert held.event is None and held.state == "cooldown"  # bad again, too soon to re-alert
 
 
 def test_bad_inputs(deployed: Any) -> None:
@@ -324,7 +324,12 @@ def test_http_routes_and_the_cli(
         }
         put = http.put("/monitoring/rules/r1", json=rule)
         assert put.status_code == 200 and "secret" not in put.text
-        assert [r["name"] for r in http.get("/monitoring/rules").json()["rules"]] == ["r1"]
+        listed = http.get("/monitoring/rules").json()["rules"]
+        assert [r["name"] for r in listed] == ["r1"]
+        edited = {**listed[0], "threshold": 0.25}  # read, edit, write back without the secret
+        assert http.put("/monitoring/rules/r1", json=edited).status_code == 200
+        kept = loopml.monitoring.get_monitor().store.get_rule("r1")
+        assert kept.threshold == 0.25 and kept.notifiers[0]["secret"] == "k"
         wrong = http.put("/monitoring/rules/r2", json={**rule, "metric": "nope"})
         assert wrong.status_code == 400 and "metric" in wrong.json()["message"]
         window = http.get("/monitoring/deployments/fraud/drift", params={"window": "soon"})
@@ -440,3 +445,129 @@ def test_a_model_version_is_checked_across_deployments_and_actions_run(deployed:
     assert calls == [("retrain-on-drift", "fired")]
     assert event.deliveries[0] == {"type": "action", "name": "retrain", "ok": True}
     assert event.deliveries[1]["ok"] is False and "nobody" in event.deliveries[1]["error"]
+
+
+def _log_rows(rows: list[dict[str, Any]]) -> list[str]:
+    with PredictionLog() as log:
+        return [
+            log.append(
+                **{
+                    "deployment": "fraud",
+                    "variant": "main",
+                    "model_name": "m",
+                    "model_version": "1",
+                    "latency_ms": 1.0,
+                    **r,
+                }
+            )
+            for r in rows
+        ]
+
+
+def test_outcome_joins_by_id_and_by_unit_episode() -> None:
+    # By prediction id, an outcome stamped before the window still joins (clock skew).
+    ids = _log_rows(
+        [{"inputs": {"x": i}, "outputs": [1], "time": NOW - 1800 + i} for i in range(30)]
+    )
+    log_outcomes([{"prediction_id": p, "value": True, "timestamp": NOW - 4000} for p in ids])
+    q = quality("fraud", "1h", now=NOW)
+    assert q.variants["main"]["n_labelled"] == 30
+    assert q.variants["main"]["accuracy"] == 1.0  # True outcomes against 1 predictions
+    # By unit id, a prediction takes its unit's first outcome at or after it.
+    _log_rows(
+        [
+            {"inputs": {"x": 0}, "outputs": [1], "unit_id": "u", "time": NOW - 1000},
+            {"inputs": {"x": 0}, "outputs": [0], "unit_id": "u", "time": NOW - 500},
+        ]
+    )
+    log_outcome(unit_id="u", value=1, timestamp=NOW - 700)
+    log_outcome(unit_id="u", value=0, timestamp=NOW - 100)
+    q = quality("fraud", "1h", now=NOW)
+    assert q.variants["main"]["n_labelled"] == 32 and q.variants["main"]["accuracy"] == 1.0
+
+
+def test_probability_outputs_are_scores_and_estimates_need_a_calibration_period() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.random(200)
+    ids = _log_rows(
+        [
+            {"inputs": {"x": float(v)}, "outputs": [float(v)], "time": NOW - 1800 + i}
+            for i, v in enumerate(p)
+        ]
+    )
+    y = (rng.random(200) < p).astype(int)
+    log_outcomes([{"prediction_id": i, "value": int(v)} for i, v in zip(ids, y, strict=True)])
+    q = quality("fraud", "1h", now=NOW)  # nothing was logged in the 7 days before
+    main = q.variants["main"]
+    assert main["accuracy"] == pytest.approx(accuracy_score(y, (p >= 0.5).astype(int)))
+    assert main["roc_auc"] is not None and q.estimated == {}
+
+
+def test_a_variant_that_changed_version_is_checked_against_the_current_one(deployed: Any) -> None:
+    model, _ = deployed
+    _log(model, _data(200, 15), start=NOW - 3000)  # clf v1, like its training data
+    frame = _data(300, 16, shift=3.0)
+    with PredictionLog() as log:  # later, version 2 serves shifted traffic
+        for i, row in enumerate(frame.to_dict("records")):
+            log.append(
+                deployment="fraud",
+                variant="main",
+                model_name="clf",
+                model_version="2",
+                inputs={"x1": row["x1"], "x2": row["x2"]},
+                outputs=[1],
+                latency_ms=1.0,
+                time=NOW - 1500 + i,
+            )
+    report = check("fraud", "1h", now=NOW, reference=frame)  # v2's own data as reference
+    assert report.subject["version"] == "2" and report.subject["n_predictions"] == 300
+    assert report.drifted_columns == []
+
+
+def test_transitions_are_recorded_once_and_times_are_utc() -> None:
+    store = loopml.monitoring.get_monitor().store
+    store.put_rule(
+        AlertRule(name="r", deployment="d", metric="requests", op=">", threshold=1, window=600)
+    )
+    assert store.get_rule("r").window == "600s"
+    assert store.add_event("r", "fired", 2.0, {}, transition=True) is not None
+    assert store.add_event("r", "fired", 2.0, {}, transition=True) is None  # a racing twin
+    assert store.add_event("r", "resolved", 0.0, {}, transition=True) is not None
+    assert store.add_event("r", "resolved", 0.0, {}, transition=True) is None
+    from datetime import datetime
+
+    log_outcome("p-naive", 1, timestamp=datetime(2024, 7, 15, 12))
+    log_outcome("p-text", 1, timestamp="2024-07-15T12:00:00")
+    got = store.outcomes(prediction_ids=["p-naive", "p-text"])
+    assert set(got["time"]) == {1721044800000}  # 12:00 UTC, whatever the local zone
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: check("fraud", "20000w"), "at most 3650d"),
+        (lambda: log_outcome("a", 2**70), "out of range"),
+        (
+            lambda: AlertRule(
+                name="r", deployment="d", metric="requests", op=">", threshold=10**400
+            ),
+            "finite",
+        ),
+        (
+            lambda: AlertRule(
+                name="r", deployment="d", metric="requests", op=">", threshold=1, variant=["a"]
+            ),
+            "variant",
+        ),
+        (
+            lambda: AlertRule(
+                name="r", deployment="d" * 300, metric="requests", op=">", threshold=1
+            ),
+            "deployment",
+        ),
+        (lambda: log_outcome("x" * 300, 1), "prediction_id"),
+    ],
+)
+def test_more_bad_inputs(call: Any, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        call()

@@ -89,6 +89,7 @@ def data_files(root: Path) -> list[Path]:
 
 def test_public_surface_is_pinned() -> None:
     assert monitoring.__all__ == [
+        "MAX_OUTCOMES_PER_CALL",
         "AlertEngine",
         "AlertEvent",
         "AlertRule",

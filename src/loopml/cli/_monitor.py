@@ -14,7 +14,7 @@ import click
 from rich.table import Table
 
 from loopml.cli._main import _Group, _json_option, _print_json, cli, console
-from loopml.errors import InvalidInput
+from loopml.errors import InvalidInput, LoopmlError
 
 
 def _monitor() -> Any:
@@ -146,15 +146,18 @@ def monitor_report(deployment: str, window: str, out: str | None, as_json: bool)
 def _records(path: str) -> list[dict[str, Any]]:
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     if path.endswith(".csv"):
-        rows = list(csv.DictReader(text.splitlines()))
-        for row in rows:
+        rows: list[dict[str, Any]] = []
+        for line, row in enumerate(csv.DictReader(text.splitlines()), start=2):
             for key in ("prediction_id", "unit_id", "timestamp"):
                 if not row.get(key):
                     row.pop(key, None)
+            if row.get("value") in (None, ""):
+                raise InvalidInput(f"{path}:{line}: value is missing")
             try:
                 row["value"] = json.loads(row["value"])
-            except (KeyError, ValueError):
-                pass
+            except ValueError:
+                pass  # plain text: a class label
+            rows.append(row)
         return rows
     try:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -163,16 +166,13 @@ def _records(path: str) -> list[dict[str, Any]]:
 
 
 @monitor.command("outcomes")
-@click.argument("path")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 def monitor_outcomes(path: str) -> None:
     """Log ground truth from PATH (.csv with prediction_id|unit_id,value[,timestamp], or JSON
-    lines; - for stdin)."""
+    lines; - for stdin), all or nothing."""
     from loopml.monitoring import log_outcomes
 
-    records = _records(path)
-    stored = 0
-    for start in range(0, len(records), 10_000):
-        stored += log_outcomes(records[start : start + 10_000])
+    stored = log_outcomes(_records(path))
     console.print(f"stored {stored} outcomes")
 
 
@@ -309,7 +309,14 @@ def monitor_run(every: str | None, metrics_port: int | None, as_json: bool) -> N
 
         start_http_server(metrics_port, addr="127.0.0.1", registry=engine.metrics_registry)
     while True:
-        statuses = engine.run_once()
+        try:
+            statuses = engine.run_once()
+        except LoopmlError as exc:  # e.g. the database is briefly unreachable
+            if interval is None:
+                raise
+            console.print(f"[red]evaluation failed:[/] {exc}")
+            time.sleep(interval)
+            continue
         if as_json:
             _print_json([s.to_dict() for s in statuses])
         else:

@@ -21,9 +21,16 @@ from loopml.monitoring._predlog import PredictionLog, expand_inputs, read_predic
 from loopml.monitoring._profile import ReferenceProfile, profile_reference
 from loopml.monitoring._report import render_html as render_report
 from loopml.monitoring._report import save_html as save_report
-from loopml.monitoring._store import AlertEvent, AlertRule, SqlMonitorStore, parse_duration
+from loopml.monitoring._store import (
+    MAX_OUTCOMES_PER_CALL,
+    AlertEvent,
+    AlertRule,
+    SqlMonitorStore,
+    parse_duration,
+)
 
 __all__ = [
+    "MAX_OUTCOMES_PER_CALL",
     "AlertEngine",
     "AlertEvent",
     "AlertRule",

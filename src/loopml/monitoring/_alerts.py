@@ -46,7 +46,8 @@ class RuleStatus:
     deployment: str
     value: float | None
     samples: int
-    state: str  # "ok", "firing", "insufficient" (too few samples), "error"
+    state: str  # "ok", "firing", "cooldown" (bad, but fired too recently), "insufficient"
+    # (too few samples), "error"
     event: AlertEvent | None = None
     detail: str = ""
 
@@ -100,6 +101,7 @@ class AlertEngine:
                 "drifted_columns": report.drifted_columns,
                 "share_drifted": report.share_drifted,
                 "scores": {n: c.effect_size for n, c in report.columns.items()},
+                "untested": {n: c.note for n, c in report.columns.items() if c.note},
                 **report.subject,
             }
             self._gauges.drift(rule.deployment, report)
@@ -146,16 +148,19 @@ class AlertEngine:
         return worst, requests, {"variants": summary}
 
     def evaluate(self, rule: AlertRule, now: float | None = None) -> RuleStatus:
-        """Evaluate one rule: fire or resolve its alert when its state changes."""
-        now = time.time() if now is None else now
-        history = self.store.events(rule=rule.name, limit=50)
-        firing = bool(history) and history[0].state == "fired"
+        """Evaluate one rule: fire or resolve its alert when its state changes. Any failure
+        (a model that cannot load, a rule deleted meanwhile, a locked database) is reported
+        as state "error" and does not stop the other rules."""
         try:
-            value, samples, evidence = self.measure(rule, now)
+            return self._evaluate(rule, time.time() if now is None else now)
         except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
             _log.exception("alert rule %s could not be evaluated", rule.name)
-            self._gauges.alert(rule, firing, None)
             return RuleStatus(rule.name, rule.deployment, None, 0, "error", detail=str(exc))
+
+    def _evaluate(self, rule: AlertRule, now: float) -> RuleStatus:
+        history = self.store.events(rule=rule.name, limit=50)
+        firing = bool(history) and history[0].state == "fired"
+        value, samples, evidence = self.measure(rule, now)
         if value is None or samples < rule.min_samples:
             self._gauges.alert(rule, firing, value)
             reason = evidence.get("reason", f"{samples} samples, fewer than {rule.min_samples}")
@@ -163,27 +168,37 @@ class AlertEngine:
             return RuleStatus(rule.name, rule.deployment, value, samples, state, detail=reason)
         bad = rule.holds(value)
         event = None
+        state = "firing" if firing else "ok"
         if bad and not firing:
             fired = next((e for e in history if e.state == "fired"), None)
             cooldown_ms = parse_duration(rule.cooldown, "cooldown") * 1000
             if fired is None or now * 1000 - fired.time >= cooldown_ms:
                 event = self._record(rule, "fired", value, evidence, now)
-                firing = True
+                firing = event is not None or firing
+                state = "firing"
+            else:
+                state = "cooldown"
         elif not bad and firing:
             event = self._record(rule, "resolved", value, evidence, now)
-            firing = False
+            firing, state = False, "ok"
         self._gauges.alert(rule, firing, value)
-        state = "firing" if firing else "ok"
         return RuleStatus(rule.name, rule.deployment, value, samples, state, event)
 
     def run_once(self, now: float | None = None) -> list[RuleStatus]:
-        """Evaluate every rule of the workspace once."""
-        return [self.evaluate(rule, now) for rule in self.store.list_rules()]
+        """Evaluate every rule of the workspace once; gauges of deleted rules are dropped."""
+        rules = self.store.list_rules()
+        self._gauges.keep({(r.name, r.deployment) for r in rules})
+        return [self.evaluate(rule, now) for rule in rules]
 
     def _record(
         self, rule: AlertRule, state: str, value: float, evidence: dict[str, Any], now: float
-    ) -> AlertEvent:
-        event = self.store.add_event(rule.name, state, value, evidence, at_ms=int(now * 1000))
+    ) -> AlertEvent | None:
+        """Store the transition (None if another evaluator recorded it first), then notify."""
+        event = self.store.add_event(
+            rule.name, state, value, evidence, at_ms=int(now * 1000), transition=True
+        )
+        if event is None:
+            return None
         deliveries = [self._notify(n, rule, event) for n in rule.notifiers]
         if deliveries:
             self.store.set_deliveries(event.seq, deliveries)
@@ -304,6 +319,7 @@ class _Gauges:
             ["rule", "deployment"],
             registry=self.registry,
         )
+        self._alert_labels: set[tuple[str, str]] = set()
         self.value = Gauge(
             "loopml_alert_value",
             "The rule's last measured value",
@@ -314,8 +330,9 @@ class _Gauges:
     def drift(self, deployment: str, report: Any) -> None:
         self.share.labels(deployment).set(report.share_drifted)
         for name, col in report.columns.items():
-            self.score.labels(deployment, name).set(col.effect_size)
-        if report.prediction is not None:
+            if col.effect_size is not None:
+                self.score.labels(deployment, name).set(col.effect_size)
+        if report.prediction is not None and report.prediction.effect_size is not None:
             self.score.labels(deployment, "__prediction__").set(report.prediction.effect_size)
 
     def quality(self, deployment: str, q: Any) -> None:
@@ -324,7 +341,18 @@ class _Gauges:
                 if isinstance(value, float):
                     self.quality_g.labels(deployment, variant, metric).set(value)
 
+    def keep(self, rules: set[tuple[str, str]]) -> None:
+        """Drop the alert series of rules that no longer exist (or moved deployment)."""
+        for labels in self._alert_labels - rules:
+            for gauge in (self.firing, self.value):
+                try:
+                    gauge.remove(*labels)
+                except KeyError:  # never set (no value measured yet)
+                    pass
+        self._alert_labels &= rules
+
     def alert(self, rule: AlertRule, firing: bool, value: float | None) -> None:
+        self._alert_labels.add((rule.name, rule.deployment))
         self.firing.labels(rule.name, rule.deployment).set(1.0 if firing else 0.0)
         if value is not None:
             self.value.labels(rule.name, rule.deployment).set(value)

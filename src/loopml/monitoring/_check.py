@@ -26,6 +26,7 @@ from loopml.monitoring._metrics import (
     estimate_performance,
     infer_task,
     quality_metrics,
+    scores_as_predictions,
     split_outputs,
 )
 from loopml.monitoring._predlog import expand_inputs, read_predictions
@@ -245,7 +246,8 @@ class Monitor:
                 f"{_iso(start)} .. {_iso(end)}"
             )
         served_variant, name, version = self.served_by(df)
-        df = df[df["variant"] == served_variant]
+        same = (df["variant"] == served_variant) & (df["model_name"] == name)
+        df = df[same & (df["model_version"] == version)]
         current = expand_inputs(df)
         outputs = _decode(df["outputs"])
         current[PREDICTION] = split_outputs(outputs)[0].infer_objects()
@@ -298,25 +300,37 @@ class Monitor:
 
     # -- quality -------------------------------------------------------------------------------
     def labelled(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The window's predictions with their outcome (by prediction id, else by unit id)."""
-        since = int(df["time"].min().timestamp() * 1000) if len(df) else None
-        found = self.store.outcomes(
-            prediction_ids=df["prediction_id"].dropna(),
-            unit_ids=df["unit_id"].dropna(),
-            since_ms=since,
-        )
-        truth = pd.Series(np.nan, index=df.index, dtype=object)
-        if not found.empty:
-            by_unit = found.dropna(subset=["unit_id"]).drop_duplicates("unit_id", keep="last")
-            unit_map = dict(zip(by_unit["unit_id"], by_unit["value"], strict=True))
-            by_pred = found.dropna(subset=["prediction_id"])
-            by_pred = by_pred.drop_duplicates("prediction_id", keep="last")
-            pred_map = dict(zip(by_pred["prediction_id"], by_pred["value"], strict=True))
-            truth = df["unit_id"].map(unit_map).astype(object)
-            direct = df["prediction_id"].map(pred_map)
-            truth = direct.where(direct.notna(), truth)
-        out = df.assign(outcome=truth)
+        """The window's predictions with their outcome: by prediction id (the latest received
+        wins), else by unit id — the unit's first outcome at or after the prediction."""
+        out = df.assign(outcome=pd.Series(np.nan, index=df.index, dtype=object))
         out["predicted"], out["score"] = split_outputs(_decode(df["outputs"]))
+        if df.empty:
+            return out
+        since = int(df["time"].min().timestamp() * 1000)
+        by_pred = self.store.outcomes(prediction_ids=df["prediction_id"].dropna())
+        by_unit = self.store.outcomes(unit_ids=df["unit_id"].dropna(), since_ms=since)
+        if not by_unit.empty:
+            units = by_unit.dropna(subset=["unit_id"]).sort_values("time", kind="stable")
+            units = units.assign(time=pd.to_datetime(units["time"], unit="ms", utc=True))
+            units = units.rename(columns={"time": "outcome_time"})
+            preds = df[df["unit_id"].notna()][["unit_id", "time"]].reset_index()
+            preds = preds.sort_values("time", kind="stable")
+            units["outcome_time"] = units["outcome_time"].astype(preds["time"].dtype)
+            joined = pd.merge_asof(
+                preds,
+                units[["unit_id", "outcome_time", "value"]],
+                left_on="time",
+                right_on="outcome_time",
+                by="unit_id",
+                direction="forward",
+            )
+            out.loc[joined["index"].to_numpy(), "outcome"] = joined["value"].to_numpy()
+        if not by_pred.empty:
+            latest = by_pred.drop_duplicates("prediction_id", keep="last")
+            direct = df["prediction_id"].map(
+                dict(zip(latest["prediction_id"], latest["value"], strict=True))
+            )
+            out["outcome"] = direct.where(direct.notna(), out["outcome"]).astype(object)
         return out
 
     def baseline(self, model_name: str, version: str) -> dict[str, float]:
@@ -357,9 +371,13 @@ class Monitor:
         if not 0 <= tolerance < 1:
             raise InvalidInput("tolerance must be in [0, 1)")
         df, start, end = self.window(deployment, window, variant=variant, now=now)
-        data = self.labelled(df) if len(df) else df.assign(outcome=[], predicted=[], score=[])
+        data = self.labelled(df)
         labelled = data[data["outcome"].notna()]
         task = task or infer_task(labelled["outcome"])
+        if task == "classification":
+            data["predicted"], data["score"] = scores_as_predictions(
+                data["predicted"], data["score"], labelled["outcome"]
+            )
         variants: dict[str, dict[str, Any]] = {}
         baselines: dict[str, dict[str, float]] = {}
         degraded: dict[str, list[str]] = {}
@@ -437,7 +455,12 @@ class Monitor:
         before, _, _ = self.window(
             deployment, parse_duration(calibration, "calibration"), variant=variant, now=start
         )
-        ref = self.labelled(before) if len(before) else before
+        if before.empty:
+            return {}, []
+        ref = self.labelled(before)
+        ref["predicted"], ref["score"] = scores_as_predictions(
+            ref["predicted"], ref["score"], ref["outcome"][ref["outcome"].notna()]
+        )
         estimated: dict[str, dict[str, Any]] = {}
         estimated_buckets: list[dict[str, Any]] = []
         for name, group in scored.groupby("variant", sort=True):
@@ -510,7 +533,10 @@ def report_data(
         if any(row.get(m) is not None for row in q.variants.values())
     ]
     main = drift.subject.get("variant")
-    events = monitor.store.events(deployment=deployment, limit=200)
+    start_ms = pd.Timestamp(drift.subject["window_start"]).value // 10**6
+    events = [
+        e for e in monitor.store.events(deployment=deployment, limit=1000) if e.time >= start_ms
+    ]
     return {
         "title": f"Monitoring report: {deployment}",
         "generated_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),

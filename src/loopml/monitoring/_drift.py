@@ -74,9 +74,9 @@ class ColumnDrift:
     column: str
     kind: str
     test: str
-    statistic: float
+    statistic: float | None  # None (with a note) when too few values allowed no test
     p_value: float | None
-    effect_size: float
+    effect_size: float | None
     effect_metric: str
     threshold: float
     drifted: bool
@@ -86,6 +86,7 @@ class ColumnDrift:
     null_share_current: float
     null_drift: bool
     distribution: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    note: str = ""  # why a column got no test (too few values), if it did not
 
     def to_dict(self) -> dict[str, Any]:
         """This result as JSON-able data."""
@@ -273,18 +274,40 @@ def compare_column(
     name = prof.name
     chosen = _choose(prof, method)
     threshold = _threshold(thresholds, name, chosen)
-    if prof.n < min_rows:
-        raise InvalidInput(f"column {name!r} has {prof.n} non-null reference values")
+    null_limit = thresholds.get("null_share", _NULL_SHARE_THRESHOLD)
+    if isinstance(null_limit, bool) or not isinstance(null_limit, (int, float)):
+        raise InvalidInput("the null_share threshold must be a number")
     if prof.kind == "numeric":
-        values = numeric_values(current, name, "current data")
+        values = numeric_values(current)
         usable = len(values)
     else:
         usable = int(current.notna().sum())
-    if usable < min_rows:
-        raise InvalidInput(
-            f"column {name!r} has {usable} non-null current values; at least {min_rows} "
-            "are needed for a verdict"
+    null_ref = prof.null_share
+    null_cur = 1.0 - usable / len(current) if len(current) else 0.0
+    null_drift = abs(null_cur - null_ref) >= null_limit
+    result = ColumnDrift(
+        column=name,
+        kind=prof.kind,
+        test=chosen,
+        statistic=None,
+        p_value=None,
+        effect_size=None,
+        effect_metric="",
+        threshold=threshold,
+        drifted=bool(null_drift),
+        n_reference=int(prof.n),
+        n_current=int(usable),
+        null_share_reference=null_ref,
+        null_share_current=null_cur,
+        null_drift=bool(null_drift),
+    )
+    if prof.n < min_rows or usable < min_rows:
+        side, count = ("reference", prof.n) if prof.n < min_rows else ("current", usable)
+        result.note = (
+            f"{count} usable {side} values; at least {min_rows} are needed for a test "
+            "(only the null share was compared)"
         )
+        return result
     if prof.kind == "numeric":
         statistic, p_value, effect, metric, plot = _numeric(prof, values, chosen)
     else:
@@ -294,27 +317,11 @@ def compare_column(
         drifted = p_value < threshold
     else:
         drifted = statistic >= threshold
-    null_ref = prof.null_share
-    null_cur = float(current.isna().mean()) if len(current) else 0.0
-    null_limit = thresholds.get("null_share", _NULL_SHARE_THRESHOLD)
-    null_drift = abs(null_cur - null_ref) >= null_limit
-    return ColumnDrift(
-        column=name,
-        kind=prof.kind,
-        test=chosen,
-        statistic=float(statistic),
-        p_value=p_value,
-        effect_size=float(effect),
-        effect_metric=metric,
-        threshold=threshold,
-        drifted=bool(drifted or null_drift),
-        n_reference=int(prof.n),
-        n_current=int(usable),
-        null_share_reference=null_ref,
-        null_share_current=null_cur,
-        null_drift=bool(null_drift),
-        distribution=plot,
-    )
+    result.statistic, result.p_value = float(statistic), p_value
+    result.effect_size, result.effect_metric = float(effect), metric
+    result.drifted = bool(drifted or null_drift)
+    result.distribution = plot
+    return result
 
 
 def detect_drift(
@@ -350,6 +357,8 @@ def detect_drift(
         raise InvalidInput("no columns to compare")
     if not 0 < drift_share <= 1:
         raise InvalidInput("drift_share must be in (0, 1]")
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 2:
+        raise InvalidInput("min_rows must be an integer of at least 2")
     thresholds = dict(thresholds or {})
 
     def one(name: str) -> ColumnDrift:
@@ -363,4 +372,7 @@ def detect_drift(
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(one, names))
+    if all(r.note for r in results):
+        first = results[0]
+        raise InvalidInput(f"no column could be tested: column {first.column!r} has {first.note}")
     return DriftReport({r.column: r for r in results}, float(drift_share))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from loopml.errors import InvalidInput
 from loopml.monitoring._check import Monitor, QualityReport
 from loopml.monitoring._drift import DriftReport
-from loopml.monitoring._store import SqlMonitorStore
+from loopml.monitoring._store import MAX_OUTCOMES_PER_CALL, SqlMonitorStore, validate_outcome
 
 __all__ = ["check", "get_monitor", "log_outcome", "log_outcomes", "quality"]
 
@@ -35,8 +37,6 @@ def get_monitor() -> Monitor:
     """The (cached) monitor of the configured database, workspace and prediction log."""
     uri, workspace = _target()
     if uri.startswith(("http://", "https://")):
-        from loopml.errors import InvalidInput
-
         raise InvalidInput(
             "drift and quality checks read the prediction log and the database directly; "
             "run them where those are reachable (or use the server's /api/v1/monitoring routes)"
@@ -66,9 +66,34 @@ def log_outcomes(records: Sequence[Mapping[str, Any]]) -> int:
     if uri.startswith(("http://", "https://")):
         from loopml.tracking import get_store
 
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
+            raise InvalidInput("outcomes must be a list of objects")
+        for i, record in enumerate(records):  # every record checked before any is sent
+            validate_outcome(record, i if len(records) > 1 else None)
         http = get_store(uri, workspace=workspace)
-        return int(http.request("POST", "/outcomes", body={"outcomes": list(records)})["stored"])
+        plain = [_plain(r) for r in records]
+        stored = 0
+        for start in range(0, len(plain), MAX_OUTCOMES_PER_CALL):  # each request is atomic
+            chunk = plain[start : start + MAX_OUTCOMES_PER_CALL]
+            stored += int(http.request("POST", "/outcomes", body={"outcomes": chunk})["stored"])
+        return stored
     return get_monitor().store.log_outcomes(records)
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as JSON can carry it: NumPy scalars as Python ones, datetimes as ISO text in
+    UTC (naive means UTC)."""
+    out = dict(record)
+    value = out.get("value")
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        out["value"] = value.item()
+    stamp = out.get("timestamp")
+    if isinstance(stamp, datetime):
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        out["timestamp"] = stamp.isoformat()
+    elif hasattr(stamp, "item"):
+        out["timestamp"] = stamp.item()
+    return out
 
 
 def log_outcome(

@@ -27,6 +27,7 @@ __all__ = [
     "degradation",
     "estimate_performance",
     "quality_metrics",
+    "scores_as_predictions",
     "split_outputs",
     "validate_metric",
 ]
@@ -84,6 +85,21 @@ def split_outputs(outputs: pd.Series) -> tuple[pd.Series, pd.Series]:
     return preds, scores
 
 
+def scores_as_predictions(
+    predicted: pd.Series, scores: pd.Series, truth: pd.Series
+) -> tuple[pd.Series, pd.Series]:
+    """A binary classifier that logs only a probability (a scalar in [0, 1], not all 0/1,
+    against 0/1 outcomes): the scalar is the score and ``score >= 0.5`` the predicted class."""
+    values = pd.to_numeric(predicted, errors="coerce")
+    known = truth.dropna().map(_label)
+    if values.isna().any() or len(values) == 0 or not set(known) <= {0, 1}:
+        return predicted, scores
+    fractional = (values != np.round(values)).any()
+    if not fractional or values.min() < 0 or values.max() > 1 or scores.notna().any():
+        return predicted, scores
+    return (values >= 0.5).astype(int).astype(object), values.astype(float)
+
+
 def infer_task(truth: pd.Series) -> str:
     """ "classification" for strings, booleans and few-valued integers, else "regression"."""
     values = truth.dropna()
@@ -97,7 +113,11 @@ def infer_task(truth: pd.Series) -> str:
 
 
 def _label(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, np.integer):
         return int(value)
     return value
 
@@ -134,17 +154,17 @@ def quality_metrics(
         raise InvalidInput("task must be 'classification' or 'regression'")
     if len(y) == 0:
         return dict.fromkeys(CLASSIFIER_METRICS)
-    yl = [_label(v) for v in y]
+    yl = [_label(v) for v in y]  # booleans are 0/1, integral floats integers
     pl = [_label(v) for v in p]
     if {type(v) for v in yl} != {type(v) for v in pl}:  # "1" vs 1: compare as text
         yl, pl = [str(v) for v in yl], [str(v) for v in pl]
     labels = set(yl) | set(pl)
-    binary = labels <= {0, 1} or labels <= {False, True}
+    binary = labels <= {0, 1}
     average = "binary" if binary else "macro"
     out["accuracy"] = float(m.accuracy_score(yl, pl))
     kw: dict[str, Any] = {"average": average, "zero_division": 0}
     if binary:
-        kw["pos_label"] = True if labels <= {False, True} and True in labels else 1
+        kw["pos_label"] = 1
     out["precision"] = float(m.precision_score(yl, pl, **kw))
     out["recall"] = float(m.recall_score(yl, pl, **kw))
     out["f1"] = float(m.f1_score(yl, pl, **kw))

@@ -145,10 +145,10 @@ def category_strings(series: pd.Series) -> pd.Series:
         return values.astype(str)
     if pd.api.types.is_numeric_dtype(values):
         as_float = values.astype(float)
-        integral = np.isfinite(as_float) & (as_float == np.round(as_float))
-        if integral.all():
-            return as_float.astype(np.int64).astype(str)
-        return values.astype(str)
+        integral = (np.isfinite(as_float) & (as_float == np.round(as_float))).to_numpy()
+        labels = values.astype(str).to_numpy(dtype=object)
+        labels[integral] = as_float[integral].astype(np.int64).astype(str).to_numpy()
+        return pd.Series(labels, index=values.index, dtype=object)
     if values.dtype == object:
         return values.map(_label)
     return values.astype(str)
@@ -160,17 +160,14 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-def numeric_values(series: pd.Series, name: str, what: str) -> np.ndarray:
-    """The finite values of a numeric column, sorted."""
-    try:
-        values = pd.to_numeric(series.dropna(), errors="raise").to_numpy(dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"column {name!r} is numeric in the reference but the {what} holds non-numbers"
-        ) from exc
-    values = values[np.isfinite(values)]
-    values.sort()
-    return values
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """The finite numbers of a column, sorted; nulls, infinities and values that are not
+    numbers (text in a numeric column, as JSON may bring) are left out and count as missing."""
+    values = pd.to_numeric(series, errors="coerce")
+    array = np.asarray(values, dtype=float)
+    array = array[np.isfinite(array)]
+    array.sort()
+    return array
 
 
 def bin_counts(sorted_values: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -184,9 +181,9 @@ def profile_column(series: pd.Series, name: str, kind: str | None = None) -> Col
     kind = kind or kind_of(series)
     n_rows = len(series)
     if kind == "numeric":
-        values = numeric_values(series, name, "reference")
+        values = numeric_values(series)
         n = len(values)
-        prof = ColumnProfile(name, kind, n, n_rows, int(series.isna().sum()))
+        prof = ColumnProfile(name, kind, n, n_rows, n_rows - n)
         if n == 0:
             prof.points, prof.bin_counts = values, np.zeros(BINS, dtype=np.int64)
             return prof

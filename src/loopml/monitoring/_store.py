@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -27,7 +27,8 @@ __all__ = [
     "parse_duration",
 ]
 
-MAX_OUTCOMES_PER_CALL = 10_000
+MAX_OUTCOMES_PER_CALL = 10_000  # per HTTP request
+MAX_DURATION_SECONDS = 3650 * 86400.0
 _ID = re.compile(r"^[\w.:@/+-]{1,255}$")
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,254}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -53,15 +54,17 @@ def parse_duration(value: str | float | int, what: str = "window") -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidInput(f"{what} must be positive")
+    if seconds > MAX_DURATION_SECONDS:
+        raise InvalidInput(f"{what} must be at most 3650d")
     return seconds
 
 
 def _time_ms(value: Any, what: str) -> int:
     if value is None:
         return _now_ms()
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # naive means UTC, as everywhere in loopml
         if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
+            value = value.replace(tzinfo=UTC)
         return int(value.timestamp() * 1000)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         seconds = float(value)
@@ -100,8 +103,12 @@ class AlertRule:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise InvalidInput("name must be 1-255 letters, digits, '_', '.', '-'")
-        if not isinstance(self.deployment, str) or not self.deployment:
-            raise InvalidInput("deployment must be a deployment name")
+        if not isinstance(self.deployment, str) or not 0 < len(self.deployment) <= 255:
+            raise InvalidInput("deployment must be a deployment name (1-255 characters)")
+        if self.variant is not None and not isinstance(self.variant, str):
+            raise InvalidInput("variant must be a string")
+        if not isinstance(self.description, str):
+            raise InvalidInput("description must be a string")
         from loopml.monitoring._metrics import validate_metric
 
         validate_metric(self.metric)
@@ -109,15 +116,21 @@ class AlertRule:
             raise InvalidInput(f"op must be one of {', '.join(OPS)}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
             raise InvalidInput("threshold must be a number")
-        if not math.isfinite(float(self.threshold)):
+        try:
+            self.threshold = float(self.threshold)
+        except OverflowError:
+            raise InvalidInput("threshold must be finite") from None
+        if not math.isfinite(self.threshold):
             raise InvalidInput("threshold must be finite")
-        self.threshold = float(self.threshold)
-        parse_duration(self.window, "window")
-        parse_duration(self.cooldown, "cooldown")
+        for what in ("window", "cooldown"):
+            value = getattr(self, what)
+            seconds = parse_duration(value, what)
+            if not isinstance(value, str):
+                setattr(self, what, f"{seconds:g}s")
         if isinstance(self.min_samples, bool) or not isinstance(self.min_samples, int):
             raise InvalidInput("min_samples must be an integer")
-        if self.min_samples < 1:
-            raise InvalidInput("min_samples must be at least 1")
+        if not 1 <= self.min_samples <= 10**12:
+            raise InvalidInput("min_samples must be between 1 and 10^12")
         if not isinstance(self.notifiers, list):
             raise InvalidInput("notifiers must be a list")
         for n in self.notifiers:
@@ -180,8 +193,14 @@ class AlertEvent:
 
 
 def _json_scalar(value: Any, what: str) -> str:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # NumPy scalars
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidInput(f"{what} must be a finite number, a string or a boolean")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise InvalidInput(f"{what} is out of range")
+    if isinstance(value, str) and len(value) > 10_000:
+        raise InvalidInput(f"{what} is longer than 10,000 characters")
     if value is None or not isinstance(value, (str, bool, numbers.Real)):
         raise InvalidInput(f"{what} must be a number, a string or a boolean")
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
@@ -239,18 +258,26 @@ class SqlMonitorStore:
             "body": body,
             "created_at": _now_ms(),
         }
-        with self.db.write() as conn:
-            self._check_workspace(conn)
-            where = (monitor_profiles.c.workspace == self.workspace) & (
-                monitor_profiles.c.subject == subject
-            )
-            if conn.execute(update(monitor_profiles).where(where).values(**values)).rowcount:
+        where = (monitor_profiles.c.workspace == self.workspace) & (
+            monitor_profiles.c.subject == subject
+        )
+        for attempt in range(2):  # a concurrent first save wins the insert: update it then
+            try:
+                with self.db.write() as conn:
+                    self._check_workspace(conn)
+                    if conn.execute(
+                        update(monitor_profiles).where(where).values(**values)
+                    ).rowcount:
+                        return
+                    conn.execute(
+                        insert(monitor_profiles).values(
+                            workspace=self.workspace, subject=subject, **values
+                        )
+                    )
                 return
-            conn.execute(
-                insert(monitor_profiles).values(
-                    workspace=self.workspace, subject=subject, **values
-                )
-            )
+            except AlreadyExists:
+                if attempt:
+                    raise
 
     def get_profile(self, subject: str) -> ReferenceProfile | None:
         """The stored reference profile of ``subject``, or None."""
@@ -270,8 +297,6 @@ class SqlMonitorStore:
             raise InvalidInput("outcomes must be a list of objects")
         if not records:
             raise InvalidInput("outcomes must not be empty")
-        if len(records) > MAX_OUTCOMES_PER_CALL:
-            raise InvalidInput(f"at most {MAX_OUTCOMES_PER_CALL} outcomes per call")
         rows = [
             validate_outcome(r, i if len(records) > 1 else None) for i, r in enumerate(records)
         ]
@@ -291,7 +316,8 @@ class SqlMonitorStore:
         unit_ids: Iterable[str] = (),
         since_ms: int | None = None,
     ) -> pd.DataFrame:
-        """Outcomes for the given ids (the latest per id wins), as a DataFrame."""
+        """Outcomes for the given ids in the order received, as a DataFrame (``since_ms``
+        bounds the outcome time of unit-id outcomes only)."""
         pids, uids = sorted(set(prediction_ids)), sorted(set(unit_ids))
         parts: list[pd.DataFrame] = []
         columns = ["prediction_id", "unit_id", "value", "time"]
@@ -306,7 +332,7 @@ class SqlMonitorStore:
                         outcomes.c.time,
                         outcomes.c.seq,
                     ).where(outcomes.c.workspace == self.workspace, outcomes.c[col].in_(chunk))
-                    if since_ms is not None:
+                    if since_ms is not None and col == "unit_id":
                         query = query.where(outcomes.c.time >= since_ms)
                     rows = conn.execute(query).all()
                     if rows:
@@ -329,8 +355,18 @@ class SqlMonitorStore:
     # -- alert rules and events --------------------------------------------------------------
     def put_rule(self, rule: AlertRule, *, replace: bool = True) -> AlertRule:
         """Create a rule, or replace the one of the same name (``replace=False``: error)."""
-        now = _now_ms()
         spec = orjson.dumps(rule.to_dict()).decode()
+        for attempt in range(2):
+            try:
+                self._put_rule(rule, spec, replace)
+                break
+            except AlreadyExists:
+                if attempt or not replace:  # a concurrent create won: replace it
+                    raise
+        return rule
+
+    def _put_rule(self, rule: AlertRule, spec: str, replace: bool) -> None:
+        now = _now_ms()
         with self.db.write() as conn:
             self._check_workspace(conn)
             row = conn.execute(
@@ -357,7 +393,6 @@ class SqlMonitorStore:
                         updated_at=now,
                     )
                 )
-        return rule
 
     def list_rules(self, deployment: str | None = None) -> list[AlertRule]:
         """The workspace's rules (of one deployment), by name."""
@@ -399,17 +434,30 @@ class SqlMonitorStore:
         deliveries: Sequence[Mapping[str, Any]] = (),
         *,
         at_ms: int | None = None,
-    ) -> AlertEvent:
-        """Record that ``rule``'s alert fired or resolved."""
+        transition: bool = False,
+    ) -> AlertEvent | None:
+        """Record that ``rule``'s alert fired or resolved. ``transition=True``: only if that
+        changes its state (checked under the rule's lock, so two evaluators racing record one
+        event); else None."""
         if state not in ("fired", "resolved"):
             raise InvalidInput("state must be 'fired' or 'resolved'")
         now = at_ms or _now_ms()
         with self.db.write() as conn:
-            row = conn.execute(
-                self._rule_query(rule, alert_rules.c.rule_id).add_columns(alert_rules.c.deployment)
-            ).first()
+            query = self._rule_query(rule, alert_rules.c.rule_id).add_columns(
+                alert_rules.c.deployment
+            )
+            row = conn.execute(query.with_for_update()).first()
             if row is None:
                 raise NotFound(f"alert rule {rule!r} does not exist")
+            if transition:
+                last = conn.execute(
+                    select(alert_events.c.state)
+                    .where(alert_events.c.rule_id == row.rule_id)
+                    .order_by(alert_events.c.seq.desc())
+                    .limit(1)
+                ).scalar()
+                if (last == "fired") == (state == "fired"):
+                    return None
             seq = conn.execute(
                 insert(alert_events)
                 .values(

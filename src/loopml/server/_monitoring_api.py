@@ -9,8 +9,15 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from loopml.errors import InvalidInput
-from loopml.monitoring import AlertRule, Monitor, SqlMonitorStore, render_report, report_data
+from loopml.errors import InvalidInput, NotFound
+from loopml.monitoring import (
+    MAX_OUTCOMES_PER_CALL,
+    AlertRule,
+    Monitor,
+    SqlMonitorStore,
+    render_report,
+    report_data,
+)
 from loopml.server._tracking_api import scoped
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])
@@ -50,6 +57,8 @@ async def post_outcomes(monitor: Mon, body: Annotated[Any, Body()]) -> dict[str,
         records = [body]
     else:
         raise InvalidInput("the body must be an outcome object or {'outcomes': [...]}")
+    if isinstance(records, list) and len(records) > MAX_OUTCOMES_PER_CALL:
+        raise InvalidInput(f"outcomes: at most {MAX_OUTCOMES_PER_CALL} per request")
     stored = await run_in_threadpool(monitor.store.log_outcomes, records)
     return {"stored": stored}
 
@@ -97,8 +106,18 @@ async def list_rules(monitor: Mon, deployment: str | None = None) -> dict[str, A
 async def put_rule(
     name: str, monitor: Mon, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
-    """Create or replace an alert rule."""
+    """Create or replace an alert rule. A webhook given without its secret keeps the secret
+    stored for the same URL (responses never carry secrets, so a read-edit-write keeps it)."""
     rule = AlertRule.from_dict({**body, "name": name})
+    try:
+        old = await run_in_threadpool(monitor.store.get_rule, name)
+    except NotFound:
+        old = None
+    if old is not None:
+        secrets = {n.get("url"): n["secret"] for n in old.notifiers if n.get("secret")}
+        for n in rule.notifiers:
+            if n["type"] == "webhook" and "secret" not in n and n.get("url") in secrets:
+                n["secret"] = secrets[n["url"]]
     await run_in_threadpool(monitor.store.put_rule, rule)
     return {"rule": _public(rule)}
 

@@ -566,7 +566,7 @@ class Outcome(Base):
     workspace: Mapped[str] = mapped_column(
         String(63), ForeignKey("workspaces.name"), nullable=False
     )
-    prediction_id: Mapped[str | None] = mapped_column(String(128))
+    prediction_id: Mapped[str | None] = mapped_column(String(255))
     unit_id: Mapped[str | None] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(Text, nullable=False)
     time: Mapped[int] = mapped_column(BigInteger, nullable=False)

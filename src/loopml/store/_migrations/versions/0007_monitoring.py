@@ -34,7 +34,7 @@ def upgrade() -> None:
         "outcomes",
         sa.Column("seq", big_pk, autoincrement=True, nullable=False),
         sa.Column("workspace", sa.String(length=63), nullable=False),
-        sa.Column("prediction_id", sa.String(length=128), nullable=True),
+        sa.Column("prediction_id", sa.String(length=255), nullable=True),
         sa.Column("unit_id", sa.String(length=255), nullable=True),
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("time", sa.BigInteger(), nullable=False),
