@@ -157,18 +157,33 @@ def _js(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _ecdf_distances(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
-    """(KS distance, Wasserstein-1 distance) of two sorted samples, from one merged walk."""
-    both = np.concatenate((ref, cur))
-    order = np.argsort(both, kind="stable")  # two sorted runs: a linear merge
-    xs = both[order]
-    from_ref = order < len(ref)
-    f_ref = np.cumsum(from_ref) / len(ref)
-    f_cur = np.cumsum(~from_ref) / len(cur)
+    """(KS distance, Wasserstein-1 distance) of two sorted samples, from one merged walk.
+
+    The (small) reference is inserted into the current sample by binary search, so no index
+    array of the merged length is built; |n·F_cur − m·F_ref| is accumulated in one float array
+    and scaled once.
+    """
+    n, m = len(ref), len(cur)
+    at = np.searchsorted(cur, ref, side="left")  # reference values go before equal ones
+    xs = np.insert(cur, at, ref)
+    is_ref = np.zeros(len(xs), dtype=bool)
+    is_ref[at + np.arange(n)] = True
+    below_ref = np.cumsum(is_ref, dtype=np.int64 if n >= 2**31 else np.int32)
+    del is_ref
+    # (k·n − (n + m)·r) / (n + m) for k values so far, r of them from the reference; the
+    # casts happen in the ufunc's buffers, so no temporary of the merged length is made
+    diff = np.arange(1, len(xs) + 1, dtype=np.float64)
+    diff *= n / (n + m)
+    np.subtract(diff, below_ref, out=diff)
+    del below_ref
+    np.abs(diff, out=diff)
     gap = np.diff(xs)
-    diff = np.abs(f_ref[:-1] - f_cur[:-1])
+    del xs
+    diff = diff[:-1]
     step = gap > 0  # evaluate after the last of tied values
-    ks = float(diff[step].max()) if step.any() else 0.0
-    return ks, float(np.dot(diff, gap))
+    scale = (n + m) / (n * m)
+    ks = float(np.max(diff, where=step, initial=0.0)) * scale
+    return ks, float(np.dot(diff, gap)) * scale
 
 
 def _ks_p_value(d: float, n: int, m: int) -> float:
