@@ -1,12 +1,15 @@
 """A/B testing: deterministic assignment and the statistics to read experiments safely.
 
 ``bucket(salt, unit)`` is the one assignment function: the inference server's router and the SDK
-both call it, so they agree on every unit. The statistics work on per-group sufficient
-statistics (``Moments``), vectorised over NumPy arrays.
+both call it, so they agree on every unit. ``analyze`` reads unit-level rows (one DuckDB pass)
+into per-variant sufficient statistics and reports every metric against control with the
+frequentist, sequential or Bayesian method, the sample-ratio check and a verdict; the building
+blocks are plain functions over ``Moments``, vectorised over NumPy arrays.
 """
 
 from __future__ import annotations
 
+from loopml.abtest._analyze import METHODS, Analysis, Metric, analyze
 from loopml.abtest._assign import BUCKETS, assign, bucket
 from loopml.abtest._stats import (
     Moments,
@@ -25,8 +28,12 @@ from loopml.abtest._stats import (
 
 __all__ = [
     "BUCKETS",
+    "METHODS",
+    "Analysis",
+    "Metric",
     "Moments",
     "TestResult",
+    "analyze",
     "assign",
     "bayes_binomial",
     "bayes_normal",
