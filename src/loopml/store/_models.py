@@ -610,6 +610,49 @@ class AlertEvent(Base):
     __table_args__ = (Index("ix_alert_events_rule", "rule_id", "seq"),)
 
 
+class AbTest(Base):
+    """An A/B experiment: variants and weights (or a deployment), metrics, status (JSON spec)."""
+
+    __tablename__ = "abtests"
+    experiment_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    spec: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (UniqueConstraint("workspace", "name", name="uq_abtests_name"),)
+
+
+class AbTestExposure(Base):
+    """A unit's first exposure to an experiment: its variant and when."""
+
+    __tablename__ = "abtest_exposures"
+    experiment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("abtests.experiment_id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(255), nullable=False)
+    time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class AbTestEvent(Base):
+    """A metric event of a unit in an experiment (a conversion, an amount)."""
+
+    __tablename__ = "abtest_events"
+    seq: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("abtests.experiment_id", ondelete="CASCADE"), nullable=False
+    )
+    unit_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    metric: Mapped[str] = mapped_column(String(255), nullable=False)
+    value: Mapped[float] = mapped_column(Float(precision=53), nullable=False)
+    time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (Index("ix_abtest_events_metric", "experiment_id", "metric"),)
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -643,3 +686,6 @@ monitor_profiles: Table = cast(Table, MonitorProfile.__table__)
 outcomes: Table = cast(Table, Outcome.__table__)
 alert_rules: Table = cast(Table, AlertRule.__table__)
 alert_events: Table = cast(Table, AlertEvent.__table__)
+abtests: Table = cast(Table, AbTest.__table__)
+abtest_exposures: Table = cast(Table, AbTestExposure.__table__)
+abtest_events: Table = cast(Table, AbTestEvent.__table__)

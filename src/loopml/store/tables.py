@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from loopml.store._models import (
     Base,
+    abtest_events,
+    abtest_exposures,
+    abtests,
     alert_events,
     alert_rules,
     dataset_aliases,
@@ -41,6 +44,9 @@ from loopml.store._models import (
 
 __all__ = [
     "Base",
+    "abtest_events",
+    "abtest_exposures",
+    "abtests",
     "alert_events",
     "alert_rules",
     "dataset_aliases",
