@@ -199,6 +199,7 @@ def test_layering() -> None:
                     "data",
                     "features",
                     "monitoring",
+                    "abtest",
                 )
                 if parts[0] == "sqlalchemy" and own not in sql_users:
                     problems.append(f"{path.name}: only store/ and the SQL stores use SQLAlchemy")

@@ -10,7 +10,21 @@ blocks are plain functions over ``Moments``, vectorised over NumPy arrays.
 from __future__ import annotations
 
 from loopml.abtest._analyze import METHODS, Analysis, Metric, analyze
-from loopml.abtest._assign import BUCKETS, assign, bucket
+from loopml.abtest._assign import BUCKETS, bucket
+from loopml.abtest._experiments import Experiment, SqlExperimentStore
+from loopml.abtest._fluent import (
+    analyze_experiment,
+    assign,
+    create_experiment,
+    get_experiment,
+    get_experiment_store,
+    list_experiments,
+    log_event,
+    log_events,
+    log_exposure,
+    log_exposures,
+    stop_experiment,
+)
 from loopml.abtest._stats import (
     Moments,
     TestResult,
@@ -30,20 +44,32 @@ __all__ = [
     "BUCKETS",
     "METHODS",
     "Analysis",
+    "Experiment",
     "Metric",
     "Moments",
+    "SqlExperimentStore",
     "TestResult",
     "analyze",
+    "analyze_experiment",
     "assign",
     "bayes_binomial",
     "bayes_normal",
     "bucket",
     "correct",
+    "create_experiment",
     "cuped_theta",
+    "get_experiment",
+    "get_experiment_store",
+    "list_experiments",
+    "log_event",
+    "log_events",
+    "log_exposure",
+    "log_exposures",
     "minimum_detectable_effect",
     "proportions_test",
     "sample_size",
     "sequential_test",
     "srm_test",
+    "stop_experiment",
     "welch_test",
 ]

@@ -1,0 +1,150 @@
+"""Experiments end to end in the SDK: define, assign, expose, log events, analyse; attached to a
+deployment, its prediction log and outcomes feed the analysis."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import loopml.abtest as ab
+from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from loopml.monitoring import PredictionLog, log_outcomes
+
+
+def _experiment(**extra: object) -> ab.Experiment:
+    spec = {
+        "variants": {"control": 50, "treatment": 50},
+        "metrics": ["converted", {"name": "revenue", "kind": "continuous"}],
+        **extra,
+    }
+    return ab.create_experiment("checkout", **spec)
+
+
+def test_define_assign_expose_and_analyze() -> None:
+    exp = _experiment()
+    assert ab.get_experiment("checkout").variants == {"control": 50.0, "treatment": 50.0}
+    units = [f"user-{i}" for i in range(6000)]
+    variants = [ab.assign("checkout", u) for u in units]
+    # the same function the inference server's router uses, salted with the experiment
+    assert variants[:50] == [
+        ab.assign("checkout", u, [("control", 50), ("treatment", 50)]) for u in units[:50]
+    ]
+    assert abs(variants.count("treatment") / len(units) - 0.5) < 0.03
+    assert ab.log_exposures("checkout", [{"unit_id": u} for u in units]) == 6000
+    assert ab.log_exposures("checkout", [{"unit_id": units[0], "variant": "treatment"}]) == 0
+    rng = np.random.default_rng(0)
+    events = []
+    for u, v in zip(units, variants, strict=True):
+        if rng.random() < (0.16 if v == "treatment" else 0.10):
+            events.append({"unit_id": u, "metric": "converted"})
+            events.append({"unit_id": u, "metric": "revenue", "value": float(rng.gamma(2, 20))})
+    assert ab.log_events("checkout", events) == len(events)
+    result = ab.analyze_experiment("checkout")
+    conv = next(r for r in result.rows if r["metric"] == "converted")
+    treated = [u for u, v in zip(units, variants, strict=True) if v == "treatment"]
+    converted = {e["unit_id"] for e in events if e["metric"] == "converted"}
+    assert conv["n"] == len(treated)
+    assert conv["mean"] == pytest.approx(len(converted & set(treated)) / len(treated))
+    assert result.srm["flagged"] is False
+    assert result.verdict["decision"] == "ship" and result.verdict["variant"] == "treatment"
+    bayes = ab.analyze_experiment("checkout", method="bayesian")
+    assert bayes.rows[0]["prob_beat_control"] > 0.99
+    assert ab.get_experiment_store().counts("checkout") == {
+        "control": variants.count("control"),
+        "treatment": variants.count("treatment"),
+    }
+    ab.stop_experiment("checkout", "shipped")
+    with pytest.raises(InvalidState, match="stopped"):
+        ab.log_event("checkout", units[0], "converted")
+    assert ab.get_experiment("checkout").status == "stopped"
+    assert exp.name == "checkout"
+
+
+def test_allocation_excludes_units_without_moving_the_split() -> None:
+    exp = ab.Experiment(
+        "half", variants={"control": 1, "treatment": 1}, metrics=["x"], allocation=0.5
+    )
+    got = [exp.assign(f"u{i}") for i in range(4000)]
+    inside = [g for g in got if g is not None]
+    assert 0.45 < len(inside) / 4000 < 0.55
+    full = ab.Experiment("half", variants={"control": 1, "treatment": 1}, metrics=["x"])
+    assert all(full.assign(f"u{i}") == g for i, g in enumerate(got) if g is not None)
+
+
+def test_an_experiment_on_a_deployment_reads_its_log_and_outcomes() -> None:
+    ab.create_experiment(
+        "model-ab",
+        deployment="fraud",
+        variants={"primary": 50, "challenger": 50},
+        metrics=["accuracy"],
+    )
+    exp = ab.get_experiment("model-ab")
+    assert exp.salt == "fraud" and exp.control == "primary"
+    rng = np.random.default_rng(1)
+    now = time.time()
+    outcomes = []
+    with PredictionLog() as log:
+        for i in range(3000):
+            unit = f"acct-{i}"
+            variant = exp.assign(unit)  # what the router picks for this unit
+            truth = int(rng.random() < 0.5)
+            right = rng.random() < (0.9 if variant == "challenger" else 0.8)
+            pid = log.append(
+                deployment="fraud",
+                variant=variant,
+                model_name="m",
+                model_version="1",
+                inputs={"x": i},
+                outputs=[truth if right else 1 - truth],
+                latency_ms=1.0,
+                unit_id=unit,
+                time=now - 600 + i * 0.1,
+            )
+            outcomes.append({"prediction_id": pid, "value": truth})
+    log_outcomes(outcomes)
+    result = ab.analyze_experiment("model-ab")
+    (row,) = result.rows
+    assert row["metric"] == "accuracy" and row["variant"] == "challenger"
+    assert row["mean"] == pytest.approx(0.9, abs=0.03) and row["control_mean"] == pytest.approx(
+        0.8, abs=0.03
+    )
+    assert result.verdict["decision"] == "ship" and result.verdict["variant"] == "challenger"
+
+
+def test_bad_inputs() -> None:
+    _experiment()
+    with pytest.raises(AlreadyExists):
+        _experiment()
+    with pytest.raises(NotFound):
+        ab.get_experiment("nope")
+    with pytest.raises(InvalidInput, match="no exposed units"):
+        ab.analyze_experiment("checkout")
+    for records, message in [
+        ([{"unit_id": "u1", "variant": "purple"}], "not a variant"),
+        ([{"unit_id": "has space"}], "unit_id"),
+        ([{"unit_id": "u1", "when": 1}], "unknown field 'when'"),
+        ([], "must not be empty"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            ab.log_exposures("checkout", records)
+    for records, message in [
+        ([{"unit_id": "u1", "metric": "clicks"}], "'clicks' is not a metric"),
+        ([{"unit_id": "u1", "metric": "revenue", "value": float("nan")}], "finite"),
+        ([{"unit_id": "u1", "metric": "revenue", "value": "12"}], "finite"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            ab.log_events("checkout", records)
+    assert ab.get_experiment_store().counts("checkout") == {}  # nothing half-written
+    for spec, message in [
+        ({"variants": {"only": 1}, "metrics": ["x"]}, "at least 2"),
+        ({"variants": {"a": 1, "b": -1}, "metrics": ["x"]}, "positive"),
+        ({"variants": {"a": 1, "b": 1}, "metrics": []}, "at least one metric"),
+        ({"variants": {"a": 1, "b": 1}, "metrics": ["x"], "control": "c"}, "control 'c'"),
+        ({"variants": {"a": 1, "b": 1}, "metrics": ["x"], "allocation": 0}, "allocation"),
+        ({"variants": {"a": 1, "b": 1}, "metrics": ["x"], "guardrails": ["y"]}, "guardrail"),
+        ({"variants": {"a": 1, "b": 1}, "metrics": [{"name": "x", "kind": "odd"}]}, "kind"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            ab.create_experiment("other", **spec)
