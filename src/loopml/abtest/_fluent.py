@@ -15,6 +15,7 @@ __all__ = [
     "analyze_experiment",
     "assign",
     "create_experiment",
+    "deployment_predictions",
     "get_experiment",
     "get_experiment_store",
     "list_experiments",
@@ -123,18 +124,19 @@ def log_event(
     )
 
 
-def deployment_predictions(experiment: Experiment) -> Any:
+def deployment_predictions(experiment: Experiment, monitor: Any = None) -> Any:
     """The prediction log of the experiment's deployment, with each prediction's correctness
-    where an outcome arrived (for ``accuracy``)."""
+    where an outcome arrived (for ``accuracy``); ``monitor`` defaults to the configured one."""
     if experiment.deployment is None:
         return None
     from loopml.monitoring import get_monitor, read_predictions
 
-    df = read_predictions(deployment=experiment.deployment)
+    monitor = monitor or get_monitor()
+    df = read_predictions(monitor.log_uri, deployment=experiment.deployment)
     df = df[df["status"] == "ok"].reset_index(drop=True)
     if df.empty:
         return df.assign(correct=[])
-    labelled = get_monitor().labelled(df)
+    labelled = monitor.labelled(df)
     known = labelled["outcome"].notna()
     same = labelled["predicted"].map(_label) == labelled["outcome"].map(_label)
     correct = same.astype(float)

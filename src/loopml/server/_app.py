@@ -45,8 +45,10 @@ def create_app(
     artifact_uri: str | None = None,
 ) -> Any:
     """The loopml server app over the configured (or given) database and artifact root."""
+    from loopml.abtest import SqlExperimentStore
     from loopml.data import SqlDatasetStore
     from loopml.monitoring import SqlMonitorStore
+    from loopml.server._abtest_api import router as abtest_router
     from loopml.server._data_api import router as datasets_router
     from loopml.server._deploy_api import router as deployments_router
     from loopml.server._features_api import OnlineFastPath
@@ -103,6 +105,8 @@ def create_app(
     app.state.monitor_store = SqlMonitorStore(store.db, workspace=settings.workspace)
     app.state.prediction_log_uri = settings.prediction_log_uri
     app.include_router(monitoring_router)
+    app.state.experiment_store = SqlExperimentStore(store.db, workspace=settings.workspace)
+    app.include_router(abtest_router)
     app.state.mlflow_artifacts = ArtifactUris(store.artifact_root)
     include_twice(app, mlflow_tracking_router, tag="mlflow")
     include_twice(app, mlflow_registry_router, tag="mlflow registry")
