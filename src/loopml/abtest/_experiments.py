@@ -16,10 +16,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,7 +27,7 @@ from sqlalchemy import func, insert, select, update
 from loopml.abtest._analyze import METHODS, Analysis, Metric, analyze
 from loopml.abtest._assign import BUCKETS, assign, bucket
 from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
-from loopml.store import Database, open_database
+from loopml.store import Database, epoch_ms, now_ms, open_database
 from loopml.store.tables import abtest_events, abtest_exposures, abtests, workspaces
 
 __all__ = ["Experiment", "SqlExperimentStore"]
@@ -37,27 +35,6 @@ __all__ = ["Experiment", "SqlExperimentStore"]
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,254}$")
 _UNIT = re.compile(r"^[^\s]{1,255}$")
 MAX_RECORDS = 10_000
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _time_ms(value: Any, what: str) -> int:
-    if value is None:
-        return _now_ms()
-    if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if math.isfinite(float(value)) and 0 <= float(value) < 1e11:
-            return int(float(value) * 1000)
-    if isinstance(value, str):
-        try:
-            return _time_ms(datetime.fromisoformat(value.replace("Z", "+00:00")), what)
-        except ValueError:
-            pass
-    raise InvalidInput(f"{what} must be a datetime, ISO 8601 text or epoch seconds")
 
 
 @dataclass
@@ -194,7 +171,7 @@ class SqlExperimentStore:
     def create(self, experiment: Experiment) -> Experiment:
         """Store a new experiment (running)."""
         experiment.status, experiment.stop_reason = "running", ""
-        now = _now_ms()
+        now = now_ms()
         with self.db.write() as conn:
             exists = conn.execute(
                 select(workspaces.c.name).where(workspaces.c.name == self.workspace)
@@ -249,7 +226,7 @@ class SqlExperimentStore:
                 .values(
                     spec=orjson.dumps(experiment.to_dict()).decode(),
                     status="stopped",
-                    updated_at=_now_ms(),
+                    updated_at=now_ms(),
                 )
             )
         return experiment
@@ -278,7 +255,7 @@ class SqlExperimentStore:
                     raise InvalidInput(f"exposures[{i}]: unit {unit!r} is outside the allocation")
                 if variant not in experiment.variants:
                     raise InvalidInput(f"exposures[{i}].variant {variant!r} is not a variant")
-                stamp = _time_ms(r.get("timestamp"), f"exposures[{i}].timestamp")
+                stamp = epoch_ms(r.get("timestamp"), f"exposures[{i}].timestamp")
                 seen = prepared.get(unit)
                 if seen is None or stamp < seen["time"]:
                     prepared[unit] = {"unit_id": unit, "variant": variant, "time": stamp}
@@ -323,7 +300,7 @@ class SqlExperimentStore:
                         "unit_id": unit,
                         "metric": r["metric"],
                         "value": float(value),
-                        "time": _time_ms(r.get("timestamp"), f"events[{i}].timestamp"),
+                        "time": epoch_ms(r.get("timestamp"), f"events[{i}].timestamp"),
                     }
                 )
             conn.execute(insert(abtest_events), values)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,7 +15,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from loopml.errors import AlreadyExists, InvalidInput, NotFound
 from loopml.monitoring._profile import ReferenceProfile
-from loopml.store import Database, open_database
+from loopml.store import Database, epoch_ms, now_ms, open_database
 from loopml.store.tables import alert_events, alert_rules, monitor_profiles, outcomes, workspaces
 
 __all__ = [
@@ -37,10 +35,6 @@ OPS = (">", ">=", "<", "<=")
 NOTIFIER_TYPES = ("webhook", "log", "action")
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def parse_duration(value: str | float | int, what: str = "window") -> float:
     """Seconds in ``"30s"``, ``"10m"``, ``"24h"``, ``"7d"`` (or a number of seconds)."""
     if isinstance(value, bool):
@@ -57,25 +51,6 @@ def parse_duration(value: str | float | int, what: str = "window") -> float:
     if seconds > MAX_DURATION_SECONDS:
         raise InvalidInput(f"{what} must be at most 3650d")
     return seconds
-
-
-def _time_ms(value: Any, what: str) -> int:
-    if value is None:
-        return _now_ms()
-    if isinstance(value, datetime):  # naive means UTC, as everywhere in loopml
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        seconds = float(value)
-        if math.isfinite(seconds) and 0 <= seconds < 1e11:
-            return int(seconds * 1000)
-    if isinstance(value, str):
-        try:
-            return _time_ms(datetime.fromisoformat(value.replace("Z", "+00:00")), what)
-        except ValueError:
-            pass
-    raise InvalidInput(f"{what} must be a datetime, ISO 8601 text or epoch seconds")
 
 
 @dataclass
@@ -228,7 +203,7 @@ def validate_outcome(record: Mapping[str, Any], index: int | None = None) -> dic
         "prediction_id": pid,
         "unit_id": uid,
         "value": _json_scalar(record["value"], f"{where}value"),
-        "time": _time_ms(record.get("timestamp"), f"{where}timestamp"),
+        "time": epoch_ms(record.get("timestamp"), f"{where}timestamp"),
     }
 
 
@@ -256,7 +231,7 @@ class SqlMonitorStore:
             "source": (profile.source or "")[:512],
             "n_rows": profile.n_rows,
             "body": body,
-            "created_at": _now_ms(),
+            "created_at": now_ms(),
         }
         where = (monitor_profiles.c.workspace == self.workspace) & (
             monitor_profiles.c.subject == subject
@@ -300,7 +275,7 @@ class SqlMonitorStore:
         rows = [
             validate_outcome(r, i if len(records) > 1 else None) for i, r in enumerate(records)
         ]
-        received = _now_ms()
+        received = now_ms()
         with self.db.write() as conn:
             self._check_workspace(conn)
             conn.execute(
@@ -366,7 +341,7 @@ class SqlMonitorStore:
         return rule
 
     def _put_rule(self, rule: AlertRule, spec: str, replace: bool) -> None:
-        now = _now_ms()
+        now = now_ms()
         with self.db.write() as conn:
             self._check_workspace(conn)
             row = conn.execute(
@@ -441,7 +416,7 @@ class SqlMonitorStore:
         event); else None."""
         if state not in ("fired", "resolved"):
             raise InvalidInput("state must be 'fired' or 'resolved'")
-        now = at_ms or _now_ms()
+        now = at_ms or now_ms()
         with self.db.write() as conn:
             query = self._rule_query(rule, alert_rules.c.rule_id).add_columns(
                 alert_rules.c.deployment

@@ -17,6 +17,7 @@ from loopml.store._db import (
 )
 from loopml.store._gc import paused_gc
 from loopml.store._sql import CaseSensitiveLike, compare_column
+from loopml.store._time import epoch_ms, now_ms
 
 __all__ = [
     "ArtifactStore",
@@ -26,6 +27,8 @@ __all__ = [
     "HEAD_REVISION",
     "close_databases",
     "compare_column",
+    "epoch_ms",
+    "now_ms",
     "open_database",
     "paused_gc",
     "resolve_artifact_store",
