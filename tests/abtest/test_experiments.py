@@ -148,3 +148,50 @@ def test_bad_inputs() -> None:
     ]:
         with pytest.raises(InvalidInput, match=message):
             ab.create_experiment("other", **spec)
+
+
+def test_a_rollout_rolls_back_when_its_experiment_says_stop() -> None:
+    from loopml.serving import Guardrails, VariantSpec, get_deployment_store, tick_rollout
+
+    deployments = get_deployment_store()
+    deployments.create_deployment("shop", [VariantSpec("primary", "models:/m/1")])
+    rails = Guardrails(min_requests=5, experiment="shop-test")
+    deployments.start_rollout(
+        "shop", "models:/m/2", steps=(10, 50, 100), interval_seconds=0, guardrails=rails
+    )
+    assert deployments.get_deployment("shop").rollout.guardrails.experiment == "shop-test"
+    ab.create_experiment(
+        "shop-test",
+        deployment="shop",
+        variants={"primary": 90, "canary": 10},
+        metrics=[
+            "converted",
+            {"name": "latency_ms", "kind": "continuous", "higher_is_better": False},
+        ],
+        guardrails=["latency_ms"],
+    )
+    canary = {"requests": 50, "errors": 0, "error_rate": 0.0, "p50_ms": 2.0, "p99_ms": 5.0}
+
+    def stats(name: str, since: float) -> dict:
+        return {"canary": canary}
+
+    # No exposures yet: no verdict, the step advances on the service guardrails alone.
+    assert tick_rollout(deployments, "shop", stats, now=time.time() + 1).rollout.step == 1
+    rng = np.random.default_rng(2)
+    units = [f"s{i}" for i in range(4000)]
+    ab.log_exposures("shop-test", [{"unit_id": u} for u in units])
+    exp = ab.get_experiment("shop-test")
+    ab.log_events(
+        "shop-test",
+        [
+            {
+                "unit_id": u,
+                "metric": "latency_ms",
+                "value": float(rng.normal(120 if exp.assign(u) == "canary" else 100, 10)),
+            }
+            for u in units
+        ],
+    )
+    dep = tick_rollout(deployments, "shop", stats, now=time.time() + 2)
+    assert dep.rollout.status == "rolled_back"
+    assert dep.rollout.reason == "experiment shop-test: guardrail latency_ms degraded in canary"

@@ -236,6 +236,9 @@ def deploy_delete(name: str, yes: bool, tracking_uri: str | None) -> None:
 @click.option(
     "--rule", "rules", multiple=True, help="Extra guardrail, e.g. 'p50_ms < 20'; repeatable."
 )
+@click.option(
+    "--experiment", default=None, help="Roll back when this A/B experiment's verdict is stop."
+)
 @click.option("--wait", is_flag=True, help="Follow the rollout until it ends.")
 @_uri_option
 @_json_option
@@ -248,6 +251,7 @@ def deploy_rollout(
     max_p99_ms: float | None,
     min_requests: int,
     rules: tuple[str, ...],
+    experiment: str | None,
     wait: bool,
     tracking_uri: str | None,
     as_json: bool,
@@ -269,7 +273,9 @@ def deploy_rollout(
         target_uri,
         steps=percents,
         interval_seconds=parse_duration(interval),
-        guardrails=Guardrails(max_error_rate, max_p99_ms, min_requests, tuple(rules)),
+        guardrails=Guardrails(
+            max_error_rate, max_p99_ms, min_requests, tuple(rules), experiment=experiment
+        ),
     )
     if not wait:
         _print_json(dep.to_dict()) if as_json else _show(dep)

@@ -51,10 +51,17 @@ class GuardrailsBody(_Body):
     max_p99_ms: Number | None = Guardrails.max_p99_ms
     min_requests: StrictInt = Guardrails.min_requests
     rules: list[str] = Field(default_factory=list)
+    experiment: str | None = None
 
     def guardrails(self) -> Guardrails:
         p99 = None if self.max_p99_ms is None else float(self.max_p99_ms)
-        return Guardrails(float(self.max_error_rate), p99, self.min_requests, tuple(self.rules))
+        return Guardrails(
+            float(self.max_error_rate),
+            p99,
+            self.min_requests,
+            tuple(self.rules),
+            experiment=self.experiment,
+        )
 
 
 class CreateDeployment(_Body):

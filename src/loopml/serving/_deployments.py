@@ -101,12 +101,16 @@ class Guardrails:
     ``rules`` are extra bounds on the canary's statistics since the step began, written
     ``<stat> <op> <number>`` with stat one of requests, errors, error_rate, p50_ms, p99_ms.
     No verdict is taken before the canary has ``min_requests`` requests in the step.
+    ``experiment`` names an A/B experiment on the deployment: a step advances only if its
+    analysis does not say stop (a guardrail metric degraded, a sample ratio mismatch, every
+    treatment worse); if it does, the rollout is rolled back.
     """
 
     max_error_rate: float = 0.05
     max_p99_ms: float | None = None
     min_requests: int = 20
     rules: tuple[str, ...] = ()
+    experiment: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_error_rate <= 1:
@@ -160,12 +164,13 @@ class Guardrails:
             "max_p99_ms": self.max_p99_ms,
             "min_requests": self.min_requests,
             "rules": list(self.rules),
+            "experiment": self.experiment,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Guardrails:
         """From the JSON form."""
-        unknown = set(d) - {"max_error_rate", "max_p99_ms", "min_requests", "rules"}
+        unknown = set(d) - {"max_error_rate", "max_p99_ms", "min_requests", "rules", "experiment"}
         if unknown:
             raise InvalidInput(f"guardrails have unknown fields: {', '.join(sorted(unknown))}")
         try:
@@ -174,6 +179,7 @@ class Guardrails:
                 max_p99_ms=None if d.get("max_p99_ms") is None else float(d["max_p99_ms"]),
                 min_requests=int(d.get("min_requests", 20)),
                 rules=tuple(str(r) for r in d.get("rules", ())),
+                experiment=None if d.get("experiment") is None else str(d["experiment"]),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"guardrails are invalid: {exc}") from exc

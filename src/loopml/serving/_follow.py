@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from loopml.errors import InvalidState
+from loopml.errors import InvalidInput, InvalidState
 from loopml.models import pin_model_uri
 from loopml.serving._batcher import BatchingConfig
 from loopml.serving._deployments import RUNNING, Deployment, DeploymentStore
@@ -262,11 +262,34 @@ def tick_rollout(
             )
         due = now_s - rollout.step_started_at / 1000 >= rollout.interval_seconds
         if due and canary["requests"] >= rollout.guardrails.min_requests:
+            stop = experiment_says_stop(rollout.guardrails.experiment)
+            if stop is not None:
+                _log.warning("deployment %s: rolling back: %s", name, stop)
+                return store.decide_rollout(
+                    name, "rollback", expected_revision=dep.revision, reason=stop, stats=canary
+                )
             return store.decide_rollout(
                 name, "advance", expected_revision=dep.revision, stats=canary
             )
     except InvalidState:  # another server took this decision first
         return None
+    return None
+
+
+def experiment_says_stop(name: str | None) -> str | None:
+    """Why the experiment's analysis stops the rollout, or None (no experiment, too little
+    data yet, or a verdict that is not "stop")."""
+    if name is None:
+        return None
+    from loopml.abtest import analyze_experiment
+
+    try:
+        verdict = analyze_experiment(name).verdict
+    except InvalidInput as exc:  # no exposures or metric values yet: no verdict
+        _log.info("experiment %s gives no verdict yet: %s", name, exc)
+        return None
+    if verdict["decision"] == "stop":
+        return f"experiment {name}: {verdict['reason']}"
     return None
 
 
