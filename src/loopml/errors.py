@@ -33,6 +33,7 @@ __all__ = [
     "DataValidationFailed",
     "ERRORS_BY_CODE",
     "ExperimentNotFound",
+    "InsufficientData",
     "IntegrityError",
     "InvalidInput",
     "InvalidState",
@@ -68,6 +69,13 @@ class InvalidInput(LoopmlError, ValueError):
 
     code = "INVALID_PARAMETER_VALUE"
     http_status = 400
+
+
+class InsufficientData(InvalidInput):
+    """Valid, but too little data for an answer yet (no exposed units, an empty group)."""
+
+    code = "INSUFFICIENT_DATA"
+    http_status = 422
 
 
 class NotFound(LoopmlError, LookupError):

@@ -146,7 +146,7 @@ def test_srm_guardrails_and_methods() -> None:
         ({"metrics": ["converted"], "method": "magic"}, "method"),
         ({"metrics": []}, "at least one metric"),
         ({"metrics": ["converted"], "guardrails": ["revenue"]}, "guardrail 'revenue'"),
-        ({"metrics": ["converted"], "weights": {"zzz": 1}}, "variant 'zzz'"),
+        ({"metrics": ["converted"], "weights": {"zzz": 1}}, "has units but no weight"),
         ({"metrics": ["converted"], "alpha": 0.7}, "alpha"),
         ({"metrics": ["converted"], "covariates": {"revenue": "revenue_pre"}}, "not a metric"),
     ],
@@ -168,3 +168,41 @@ def test_degenerate_data() -> None:
         analyze(empty, metrics=["revenue"])
     with pytest.raises(InvalidInput, match="no such file"):
         analyze("/nowhere/x.parquet", metrics=["converted"])
+
+
+def test_review_cases() -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    df = pd.DataFrame(
+        {
+            "variant": rng.choice(["control", "a"], n),
+            "big": 1e8 + rng.normal(0, 1, n),  # sums of squares would lose all precision
+            "num": rng.poisson(3, n).astype(float),
+            "den": rng.integers(1, 10, n).astype(float),
+            "latency": rng.normal(100, 10, n),
+        }
+    )
+    big = analyze(df, metrics=["big"]).rows[0]
+    assert big["lift_high"] - big["lift_low"] == pytest.approx(
+        2 * 1.96 * np.sqrt(2 / 10_000), rel=0.1
+    )
+    df.loc[::3, "num"] = np.nan  # a missing numerator drops the whole row from the ratio
+    ratio = analyze(df, metrics=[Metric("r", numerator="num", denominator="den")]).rows[0]
+    a = df[(df.variant == "a") & df.num.notna()]
+    assert ratio["mean"] == pytest.approx(a.num.sum() / a.den.sum())
+    with pytest.raises(InvalidInput, match="ratio"):
+        analyze(
+            df,
+            metrics=[Metric("r", numerator="num", denominator="den")],
+            covariates={"r": "latency"},
+        )
+    slow = df.assign(latency=df.latency - np.where(df.variant == "a", 20.0, 0.0))
+    row = analyze(
+        slow, metrics=[Metric("latency", higher_is_better=False)], method="bayesian"
+    ).rows[0]
+    assert row["prob_better"] > 0.99 and row["expected_loss"] < 1e-6  # faster: nothing to lose
+    missing = analyze(df, metrics=["latency"], weights={"control": 1, "a": 1, "b": 1})
+    assert missing.srm["flagged"] and missing.srm["observed"]["b"] == 0
+    lopsided = pd.concat([df, df[df.variant == "a"].head(2000)])
+    calm = analyze(lopsided, metrics=["latency"], srm_decides=False)
+    assert calm.srm["flagged"] and calm.verdict["decision"] == "keep running"

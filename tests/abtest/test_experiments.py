@@ -16,7 +16,10 @@ from loopml.monitoring import PredictionLog, log_outcomes
 def _experiment(**extra: object) -> ab.Experiment:
     spec = {
         "variants": {"control": 50, "treatment": 50},
-        "metrics": ["converted", {"name": "revenue", "kind": "continuous"}],
+        "metrics": [
+            {"name": "converted", "kind": "binomial"},
+            {"name": "revenue", "kind": "continuous"},
+        ],
         **extra,
     }
     return ab.create_experiment("checkout", **spec)
@@ -100,7 +103,7 @@ def test_an_experiment_on_a_deployment_reads_its_log_and_outcomes() -> None:
                 outputs=[truth if right else 1 - truth],
                 latency_ms=1.0,
                 unit_id=unit,
-                time=now - 600 + i * 0.1,
+                time=now + i * 0.001,  # after the experiment began
             )
             outcomes.append({"prediction_id": pid, "value": truth})
     log_outcomes(outcomes)
@@ -195,3 +198,31 @@ def test_a_rollout_rolls_back_when_its_experiment_says_stop() -> None:
     dep = tick_rollout(deployments, "shop", stats, now=time.time() + 2)
     assert dep.rollout.status == "rolled_back"
     assert dep.rollout.reason == "experiment shop-test: guardrail latency_ms degraded in canary"
+
+
+def test_more_bad_definitions_and_events() -> None:
+    for spec, message in [
+        ({"variants": {"a": float("inf"), "b": 1}, "metrics": ["x"]}, "finite"),
+        ({"variants": {"a": 1, "b": 1}, "metrics": ["unit_id"]}, "reserved"),
+        (
+            {"variants": {"a": 1, "b": 1}, "metrics": [{"name": "x", "higher_is_better": "no"}]},
+            "true or false",
+        ),
+        ({"variants": {"a": 1, "b": 1}, "metrics": ["x"], "guardrails": None}, "guardrails"),
+        (
+            {"variants": {"a": 1, "b": 1}, "metrics": ["x"], "deployment": "d", "allocation": 0.5},
+            "allocation 1",
+        ),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            ab.create_experiment("bad", **spec)
+    _experiment()
+    for records, message in [
+        ([{"unit_id": "u1"}], "None is not a metric"),
+        ([{"unit_id": "u1", "metric": ["converted"]}], "is not a metric"),
+        ([{"unit_id": "u1", "metric": "converted", "value": 5}], "0 or 1"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            ab.log_events("checkout", records)
+    with pytest.raises(InvalidInput, match="variant"):
+        ab.log_exposures("checkout", [{"unit_id": "u1", "variant": ["control"]}])

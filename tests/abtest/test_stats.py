@@ -119,3 +119,14 @@ def test_sequential_test_keeps_alpha_at_every_look_while_peeking_does_not() -> N
         found = sequential_test(t, b, tuning=per_look * looks).p_value < 0.05
         assert np.mean(found.any(axis=1)) > least
         assert np.mean(found[:, : looks // 2].any(axis=1)) > early
+
+
+def test_degenerate_statistics() -> None:
+    same = bayes_normal(Moments(10, 1.0, 0.0), Moments(10, 1.0, 0.0))
+    assert same["prob_beat"] == 0.5 and same["expected_loss"] == 0.0
+    adjusted = correct([0.01, np.nan, 0.02], "bh")
+    assert np.isnan(adjusted[1]) and adjusted[0] == pytest.approx(0.02)
+    seq = sequential_test(Moments(10**6, 0.12, 0.1056), Moments(10**6, 0.1, 0.09))
+    assert np.isfinite(seq.statistic) and seq.p_value < 1e-10  # log Λ, not Λ
+    neg = sequential_test(Moments(500, -1.2, 1.0), Moments(500, -1.0, 1.0))
+    assert neg.relative_low <= neg.relative_high

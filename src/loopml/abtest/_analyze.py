@@ -29,7 +29,7 @@ from loopml.abtest._stats import (
     srm_test,
     welch_test,
 )
-from loopml.errors import InvalidInput
+from loopml.errors import InsufficientData, InvalidInput
 
 __all__ = ["METHODS", "Analysis", "Metric", "analyze"]
 
@@ -155,32 +155,34 @@ def _aggregate(
         for i, m in enumerate(metrics):
             if m.kind == "ratio":
                 a, b = (f"CAST({_ident(c)} AS DOUBLE)" for c in (m.numerator, m.denominator))
+                both = f"FILTER (WHERE {a} IS NOT NULL AND {b} IS NOT NULL)"
                 parts += [
-                    f"count({a} + {b}) AS n{i}",
-                    f"sum({a}) AS s{i}",
-                    f"sum({a} * {a}) AS ss{i}",
-                    f"sum({b}) AS d{i}",
-                    f"sum({b} * {b}) AS dd{i}",
-                    f"sum({a} * {b}) AS sd{i}",
+                    f"count(*) {both} AS n{i}",
+                    f"avg({a}) {both} AS ma{i}",
+                    f"avg({b}) {both} AS mb{i}",
+                    f"var_samp({a}) {both} AS va{i}",
+                    f"var_samp({b}) {both} AS vb{i}",
+                    f"covar_samp({a}, {b}) AS cab{i}",
                 ]
                 continue
             y = f"CAST({_ident(m.column)} AS DOUBLE)"
             parts += [
                 f"count({y}) AS n{i}",
+                f"avg({y}) AS m{i}",
+                f"var_samp({y}) AS v{i}",
                 f"sum({y}) AS s{i}",
-                f"sum({y} * {y}) AS ss{i}",
                 f"bool_and({y} IN (0, 1)) AS b{i}",
             ]
             if m.name in covariates:
                 x = f"CAST({_ident(covariates[m.name])} AS DOUBLE)"
-                both = f"({y} + {x})"
+                both = f"FILTER (WHERE {y} IS NOT NULL AND {x} IS NOT NULL)"
                 parts += [
-                    f"count({both}) AS cn{i}",
-                    f"sum({y}) FILTER (WHERE {both} IS NOT NULL) AS cy{i}",
-                    f"sum({y} * {y}) FILTER (WHERE {both} IS NOT NULL) AS cyy{i}",
-                    f"sum({x}) FILTER (WHERE {both} IS NOT NULL) AS cx{i}",
-                    f"sum({x} * {x}) FILTER (WHERE {both} IS NOT NULL) AS cxx{i}",
-                    f"sum({x} * {y}) AS cxy{i}",
+                    f"count(*) {both} AS cn{i}",
+                    f"avg({y}) {both} AS cmy{i}",
+                    f"avg({x}) {both} AS cmx{i}",
+                    f"var_samp({y}) {both} AS cvy{i}",
+                    f"var_samp({x}) {both} AS cvx{i}",
+                    f"covar_samp({y}, {x}) AS ccov{i}",
                 ]
         query = f"SELECT {', '.join(parts)} FROM {rel} GROUP BY 1 ORDER BY 1"
         try:
@@ -192,39 +194,36 @@ def _aggregate(
     return table, columns
 
 
+def _col(agg: pd.DataFrame, name: str) -> np.ndarray:
+    return agg[name].astype(float).fillna(0.0).to_numpy()
+
+
 def _cuped(agg: pd.DataFrame, i: int) -> tuple[Moments, float]:
-    """Per-variant moments of y − θ(x − x̄) and the pooled variance reduction."""
-    n = agg[f"cn{i}"].to_numpy(float)
-    sy, syy = agg[f"cy{i}"].to_numpy(float), agg[f"cyy{i}"].to_numpy(float)
-    sx, sxx, sxy = (agg[f"c{k}{i}"].to_numpy(float) for k in ("x", "xx", "xy"))
+    """Per-variant moments of y − θ(x − x̄) and the pooled variance reduction (from per-variant
+    means, variances and covariances, combined exactly: no sums of squares)."""
+    n = _col(agg, f"cn{i}")
+    my, mx = _col(agg, f"cmy{i}"), _col(agg, f"cmx{i}")
+    vy, vx, cov = _col(agg, f"cvy{i}"), _col(agg, f"cvx{i}"), _col(agg, f"ccov{i}")
     total = n.sum()
-    mean_x_all = sx.sum() / total
-    cov_all = (sxy.sum() - sx.sum() * sy.sum() / total) / (total - 1)
-    var_x_all = (sxx.sum() - sx.sum() ** 2 / total) / (total - 1)
+    mean_x, mean_y = (n * mx).sum() / total, (n * my).sum() / total
+    cov_all = (((n - 1) * cov).sum() + (n * (mx - mean_x) * (my - mean_y)).sum()) / (total - 1)
+    var_x_all = (((n - 1) * vx).sum() + (n * (mx - mean_x) ** 2).sum()) / (total - 1)
     theta = float(cuped_theta(cov_all, var_x_all))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        my, mx = sy / n, sx / n
-        var_y = (syy - n * my**2) / (n - 1)
-        var_x = (sxx - n * mx**2) / (n - 1)
-        cov = (sxy - n * mx * my) / (n - 1)
-    adj_var = np.maximum(var_y - 2 * theta * cov + theta**2 * var_x, 0.0)
-    adj_mean = my - theta * (mx - mean_x_all)
-    pooled_y = ((n - 1) * var_y).sum()
+    adj_var = np.maximum(vy - 2 * theta * cov + theta**2 * vx, 0.0)
+    adj_mean = my - theta * (mx - mean_x)
+    pooled_y = ((n - 1) * vy).sum()
     reduction = float(1 - ((n - 1) * adj_var).sum() / pooled_y) if pooled_y > 0 else 0.0
     return Moments(n, adj_mean, adj_var), reduction
 
 
 def _ratio(agg: pd.DataFrame, i: int) -> Moments:
-    n = agg[f"n{i}"].to_numpy(float)
-    s, ss, d, dd, sd = (agg[f"{k}{i}"].to_numpy(float) for k in ("s", "ss", "d", "dd", "sd"))
+    n = _col(agg, f"n{i}")
+    ma, mb = _col(agg, f"ma{i}"), _col(agg, f"mb{i}")
+    va, vb, cab = _col(agg, f"va{i}"), _col(agg, f"vb{i}"), _col(agg, f"cab{i}")
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = s / d
-        mn, md = s / n, d / n
-        var_n = (ss - n * mn**2) / (n - 1)
-        var_d = (dd - n * md**2) / (n - 1)
-        cov = (sd - n * mn * md) / (n - 1)
-        var_r = (var_n - 2 * ratio * cov + ratio**2 * var_d) / md**2  # per unit
-    return Moments(n, ratio, np.maximum(var_r, 0.0))
+        ratio = ma / mb
+        var_r = (va - 2 * ratio * cab + ratio**2 * vb) / mb**2  # per unit
+    return Moments(n, ratio, np.maximum(np.nan_to_num(var_r), 0.0))
 
 
 def analyze(
@@ -240,6 +239,7 @@ def analyze(
     alpha: float = 0.05,
     correction: str = "holm",
     tuning: float = 10_000,
+    srm_decides: bool = True,
 ) -> Analysis:
     """Analyse unit-level rows (a DataFrame, an Arrow table or a Parquet path): one row per
     (metric, treatment variant) against ``control``, the SRM check and a verdict.
@@ -248,6 +248,8 @@ def analyze(
     ``correction``: Holm (``holm``), Benjamini–Hochberg (``bh``) or ``none`` over the primary
     metrics' comparisons; guardrails are judged uncorrected (a guardrail errs on the safe side).
     ``tuning``: units per arm where the sequential method's confidence sequence is tightest.
+    ``srm_decides=False``: the sample-ratio check is reported but does not stop the verdict
+    (for traffic whose split changes on purpose, as in a gradual rollout).
     """
     if method not in METHODS:
         raise InvalidInput(f"method must be one of {', '.join(METHODS)}")
@@ -260,16 +262,21 @@ def analyze(
     unknown = [k for k in covariates if k not in {m.name for m in ms}]
     if unknown:
         raise InvalidInput(f"covariate given for {unknown[0]!r}, which is not a metric")
+    ratios = [m.name for m in ms if m.kind == "ratio" and m.name in covariates]
+    if ratios:
+        raise InvalidInput(f"metric {ratios[0]!r} is a ratio: CUPED takes a covariate for a mean")
     agg, _ = _aggregate(data, variant, ms, covariates)
     agg = agg[agg["variant"].notna()].reset_index(drop=True)
     names = agg["variant"].tolist()
     if len(names) < 2:
-        raise InvalidInput(f"the data holds {len(names)} variant(s); at least 2 are needed")
+        raise InsufficientData(f"the data holds {len(names)} variant(s); at least 2 are needed")
     control = control if control is not None else ("control" if "control" in names else names[0])
     if control not in names:
         raise InvalidInput(f"control {control!r} is not a variant in the data ({names})")
     units = dict(zip(names, agg["units"].astype(int).tolist(), strict=True))
     srm = _srm(units, weights)
+    for missing in srm["observed"]:
+        units.setdefault(missing, 0)
     c_at = names.index(control)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -283,11 +290,13 @@ def analyze(
         elif kind == "ratio":
             moments = _ratio(agg, i)
         else:
-            moments = Moments.from_sums(agg[f"n{i}"], agg[f"s{i}"], agg[f"ss{i}"])
+            moments = Moments(_col(agg, f"n{i}"), _col(agg, f"m{i}"), _col(agg, f"v{i}"))
         counts = np.asarray(moments.n, dtype=float)
         if (counts < 2).any():
             empty = names[int(np.argmin(counts))]
-            raise InvalidInput(f"variant {empty!r} has fewer than 2 values of metric {m.name!r}")
+            raise InsufficientData(
+                f"variant {empty!r} has fewer than 2 values of metric {m.name!r}"
+            )
         c = Moments(counts[c_at], np.asarray(moments.mean)[c_at], np.asarray(moments.var)[c_at])
         binomial = kind == "binomial" and reduction is None
         for j, name in enumerate(names):
@@ -300,13 +309,13 @@ def analyze(
             rows.append(row)
     if method != "bayesian":
         primary = [k for k, r in enumerate(rows) if not r["guardrail"]]
-        adjusted = correct([rows[k]["p_value"] for k in primary], correction)
-        for k, p in zip(primary, adjusted, strict=True):
-            rows[k]["p_adjusted"] = float(p)
+        raw = [np.nan if rows[k]["p_value"] is None else rows[k]["p_value"] for k in primary]
+        for k, p in zip(primary, correct(raw, correction), strict=True):
+            rows[k]["p_adjusted"] = _finite(p)
         for r in rows:
             r.setdefault("p_adjusted", r["p_value"])
-            r["significant"] = bool(r["p_adjusted"] < alpha)
-    verdict = _verdict(rows, srm, method, alpha)
+            r["significant"] = r["p_adjusted"] is not None and r["p_adjusted"] < alpha
+    verdict = _verdict(rows, srm if srm_decides else {**srm, "flagged": False}, method, alpha)
     return Analysis(method, control, units, rows, srm, verdict, alpha, correction, notes)
 
 
@@ -338,17 +347,20 @@ def _compare(
     }
     if method == "bayesian":
         if binomial:
-            b = bayes_binomial(
-                float(agg[f"s{i}"][j]), t.n, float(agg[f"s{i}"][c_at]), c.n, alpha=alpha
-            )
+            st, sc = float(agg[f"s{i}"][j]), float(agg[f"s{i}"][c_at])
+            b = bayes_binomial(st, t.n, sc, c.n, alpha=alpha)
+            if not m.higher_is_better:  # the loss of shipping is now the treatment's excess
+                b["expected_loss"] = bayes_binomial(sc, c.n, st, t.n, alpha=alpha)["expected_loss"]
         else:
             b = {k: float(v) for k, v in bayes_normal(t, c, alpha=alpha).items()}
+            if not m.higher_is_better:
+                b["expected_loss"] = float(bayes_normal(c, t, alpha=alpha)["expected_loss"])
         better = b["prob_beat"] if m.higher_is_better else 1 - b["prob_beat"]
         row.update(
             lift=float(t.mean - c.mean),
-            lift_low=b["low"],
-            lift_high=b["high"],
-            relative=float(t.mean / c.mean - 1) if c.mean else None,
+            lift_low=_finite(b["low"]),
+            lift_high=_finite(b["high"]),
+            relative=_finite(t.mean / c.mean - 1) if c.mean else None,
             prob_beat_control=float(b["prob_beat"]),
             prob_better=float(better),
             expected_loss=float(b["expected_loss"]),
@@ -362,14 +374,14 @@ def _compare(
     else:
         res = welch_test(t, c, alpha=alpha)
     row.update(
-        lift=float(res.lift),
-        lift_low=float(res.lift_low),
-        lift_high=float(res.lift_high),
+        lift=_finite(res.lift),
+        lift_low=_finite(res.lift_low),
+        lift_high=_finite(res.lift_high),
         relative=_finite(res.relative),
         relative_low=_finite(res.relative_low),
         relative_high=_finite(res.relative_high),
-        p_value=float(res.p_value),
-        statistic=float(res.statistic),
+        p_value=_finite(res.p_value),
+        statistic=_finite(res.statistic),
         test="msprt" if method == "sequential" else ("z" if binomial else "welch"),
     )
     return row
@@ -381,25 +393,30 @@ def _finite(value: Any) -> float | None:
 
 
 def _srm(units: dict[str, int], weights: Mapping[str, float] | None) -> dict[str, Any]:
-    names = list(units)
+    """Observed units against the configured split; a configured variant without units counts
+    with 0 (the starkest mismatch), a variant with units but no weight is an error."""
     if weights is None:
-        w = {n: 1.0 for n in names}
+        w = {n: 1.0 for n in units}
     else:
-        extra = [k for k in weights if k not in units]
-        if extra:
-            raise InvalidInput(f"weights name variant {extra[0]!r}, which has no units")
-        w = {n: float(weights.get(n, 0.0)) for n in names}
-        if any(v <= 0 for v in w.values()):
-            zero = next(n for n, v in w.items() if v <= 0)
-            raise InvalidInput(f"variant {zero!r} has units but no positive weight")
-    chi2, p = srm_test([units[n] for n in names], [w[n] for n in names])
-    total = sum(units.values())
-    expected = {n: total * w[n] / sum(w.values()) for n in names}
+        w = {}
+        for name, weight in weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise InvalidInput(f"weights.{name} must be a number")
+            if not (0 < weight < float("inf")):
+                raise InvalidInput(f"weights.{name} must be positive and finite")
+            w[str(name)] = float(weight)
+        unweighted = [n for n in units if n not in w]
+        if unweighted:
+            raise InvalidInput(f"variant {unweighted[0]!r} has units but no weight")
+    observed = {n: units.get(n, 0) for n in w}
+    chi2, p = srm_test(list(observed.values()), list(w.values()))
+    total = sum(observed.values())
+    expected = {n: total * w[n] / sum(w.values()) for n in w}
     return {
         "chi2": chi2,
         "p_value": p,
         "flagged": bool(p < SRM_ALPHA),
-        "observed": units,
+        "observed": observed,
         "expected": expected,
     }
 
@@ -418,7 +435,7 @@ def _verdict(
     def direction(r: dict[str, Any]) -> int:
         if not r["significant"]:
             return 0
-        up = r["prob_beat_control"] > 0.5 if method == "bayesian" else r["lift"] > 0
+        up = r["prob_beat_control"] > 0.5 if method == "bayesian" else (r["lift"] or 0) > 0
         return 1 if up == r["higher_is_better"] else -1
 
     for r in rows:

@@ -26,7 +26,7 @@ from sqlalchemy import func, insert, select, update
 
 from loopml.abtest._analyze import METHODS, Analysis, Metric, analyze
 from loopml.abtest._assign import BUCKETS, assign, bucket
-from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from loopml.errors import AlreadyExists, InsufficientData, InvalidInput, InvalidState, NotFound
 from loopml.store import Database, epoch_ms, now_ms, open_database
 from loopml.store.tables import abtest_events, abtest_exposures, abtests, workspaces
 
@@ -35,6 +35,7 @@ __all__ = ["Experiment", "SqlExperimentStore"]
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,254}$")
 _UNIT = re.compile(r"^[^\s]{1,255}$")
 MAX_RECORDS = 10_000
+RESERVED = frozenset({"unit_id", "variant"})
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Experiment:
     description: str = ""
     status: str = "running"
     stop_reason: str = ""
+    created_at: int | None = None  # ms since the epoch; set when stored
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -63,9 +65,11 @@ class Experiment:
         for v, w in self.variants.items():
             if not isinstance(v, str) or not _NAME.match(v):
                 raise InvalidInput(f"variant name {v!r} must be 1-255 letters, digits, _ . -")
-            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not w > 0:
-                raise InvalidInput(f"variants.{v}: the weight must be a positive number")
+            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0 < w < math.inf:
+                raise InvalidInput(f"variants.{v}: the weight must be a positive finite number")
         self.variants = {str(k): float(v) for k, v in self.variants.items()}
+        if not math.isfinite(sum(self.variants.values())):
+            raise InvalidInput("variants: the weights are too large")
         if self.control is None:
             self.control = "control" if "control" in self.variants else next(iter(self.variants))
         if self.control not in self.variants:
@@ -76,6 +80,10 @@ class Experiment:
         names = [m["name"] for m in self.metrics]
         if len(set(names)) != len(names):
             raise InvalidInput("metric names must be unique")
+        if not isinstance(self.guardrails, list) or not all(
+            isinstance(g, str) for g in self.guardrails
+        ):
+            raise InvalidInput("guardrails must be a list of metric names")
         unknown = [g for g in self.guardrails if g not in names]
         if unknown:
             raise InvalidInput(f"guardrail {unknown[0]!r} is not one of the metrics")
@@ -89,6 +97,16 @@ class Experiment:
             raise InvalidInput("alpha must be in (0, 0.5)")
         if self.deployment is not None and not isinstance(self.deployment, str):
             raise InvalidInput("deployment must be a deployment name")
+        if self.deployment is not None and float(self.allocation) < 1:
+            raise InvalidInput(
+                "an experiment on a deployment takes all its traffic (allocation 1)"
+            )
+        if self.salt is not None and not isinstance(self.salt, str):
+            raise InvalidInput("salt must be a string")
+        if not isinstance(self.description, str):
+            raise InvalidInput("description must be a string")
+        if self.deployment is not None and self.salt not in (None, self.deployment):
+            raise InvalidInput("an experiment on a deployment is salted with its name")
         self.salt = self.salt or self.deployment or self.name
 
     def assign(self, unit_id: str) -> str | None:
@@ -130,10 +148,15 @@ def _metric_spec(m: Any, i: int) -> dict[str, Any]:
     name = m.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidInput(f"metrics[{i}].name must be 1-255 letters, digits, _ . -")
-    kind = m.get("kind", "binomial" if "numerator" not in m else "ratio")
-    if kind not in ("binomial", "continuous", "ratio"):
+    if name in RESERVED:
+        raise InvalidInput(f"metrics[{i}].name {name!r} is reserved")
+    kind = m.get("kind", "ratio" if "numerator" in m else None)
+    if kind not in (None, "binomial", "continuous", "ratio"):
         raise InvalidInput(f"metrics[{i}].kind must be binomial, continuous or ratio")
-    spec = {"name": name, "kind": kind, "higher_is_better": bool(m.get("higher_is_better", True))}
+    better = m.get("higher_is_better", True)
+    if not isinstance(better, bool):
+        raise InvalidInput(f"metrics[{i}].higher_is_better must be true or false")
+    spec = {"name": name, "kind": kind, "higher_is_better": better}
     if kind == "ratio":
         for part in ("numerator", "denominator"):
             if not isinstance(m.get(part), str):
@@ -172,6 +195,7 @@ class SqlExperimentStore:
         """Store a new experiment (running)."""
         experiment.status, experiment.stop_reason = "running", ""
         now = now_ms()
+        experiment.created_at = now
         with self.db.write() as conn:
             exists = conn.execute(
                 select(workspaces.c.name).where(workspaces.c.name == self.workspace)
@@ -240,8 +264,9 @@ class SqlExperimentStore:
 
     def log_exposures(self, name: str, records: Sequence[Mapping[str, Any]]) -> int:
         """Record first exposures (``unit_id``, optional ``variant`` — default: the unit's
-        assignment — and ``timestamp``); later exposures of a unit are ignored. Returns how many
-        units were new. All or nothing."""
+        assignment — and ``timestamp``); later exposures of a unit are ignored (an insert that
+        skips conflicts, so concurrent writers agree). Returns how many units were new. All or
+        nothing."""
         rows = _records(records, ("unit_id", "variant", "timestamp"))
         with self.db.write() as conn:
             exp_id, experiment = self._running(conn, name)
@@ -251,6 +276,8 @@ class SqlExperimentStore:
                 if not isinstance(unit, str) or not _UNIT.match(unit):
                     raise InvalidInput(f"exposures[{i}].unit_id must be 1-255 characters")
                 variant = r.get("variant") or experiment.assign(unit)
+                if variant is not None and not isinstance(variant, str):
+                    raise InvalidInput(f"exposures[{i}].variant must be a variant name")
                 if variant is None:
                     raise InvalidInput(f"exposures[{i}]: unit {unit!r} is outside the allocation")
                 if variant not in experiment.variants:
@@ -259,41 +286,37 @@ class SqlExperimentStore:
                 seen = prepared.get(unit)
                 if seen is None or stamp < seen["time"]:
                     prepared[unit] = {"unit_id": unit, "variant": variant, "time": stamp}
-            known = set()
-            units = list(prepared)
-            for start in range(0, len(units), 500):
-                known |= set(
-                    conn.execute(
-                        select(abtest_exposures.c.unit_id).where(
-                            abtest_exposures.c.experiment_id == exp_id,
-                            abtest_exposures.c.unit_id.in_(units[start : start + 500]),
-                        )
-                    ).scalars()
-                )
-            new = [{**v, "experiment_id": exp_id} for u, v in prepared.items() if u not in known]
-            if new:
-                conn.execute(insert(abtest_exposures), new)
-        return len(new)
+            new = [{**v, "experiment_id": exp_id} for v in prepared.values()]
+            inserted = 0
+            for start in range(0, len(new), 1000):  # first exposure wins, also when racing
+                stmt = _insert(self.db.dialect, abtest_exposures).values(new[start : start + 1000])
+                inserted += conn.execute(stmt.on_conflict_do_nothing()).rowcount
+        return inserted
 
     def log_events(self, name: str, records: Sequence[Mapping[str, Any]]) -> int:
         """Record metric events (``unit_id``, ``metric``, ``value`` default 1, ``timestamp``)."""
         rows = _records(records, ("unit_id", "metric", "value", "timestamp"))
         with self.db.write() as conn:
             exp_id, experiment = self._running(conn, name)
-            metrics = {m["name"] for m in experiment.metrics}
-            metrics |= {m.get(p) for m in experiment.metrics for p in ("numerator", "denominator")}
+            kinds = {m["name"]: m["kind"] for m in experiment.metrics}
+            metrics = set(kinds) | {
+                m[p] for m in experiment.metrics for p in ("numerator", "denominator") if p in m
+            }
             values = []
             for i, r in enumerate(rows):
                 unit = r.get("unit_id")
                 if not isinstance(unit, str) or not _UNIT.match(unit):
                     raise InvalidInput(f"events[{i}].unit_id must be 1-255 characters")
-                if r.get("metric") not in metrics:
-                    raise InvalidInput(f"events[{i}].metric {r.get('metric')!r} is not a metric")
+                metric = r.get("metric")
+                if not isinstance(metric, str) or metric not in metrics:
+                    raise InvalidInput(f"events[{i}].metric {metric!r} is not a metric")
                 value = r.get("value", 1.0)
                 if isinstance(value, bool):
                     value = float(value)
                 if not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
                     raise InvalidInput(f"events[{i}].value must be a finite number")
+                if kinds.get(metric) == "binomial" and float(value) not in (0.0, 1.0):
+                    raise InvalidInput(f"events[{i}].value of binomial {metric!r} must be 0 or 1")
                 values.append(
                     {
                         "experiment_id": exp_id,
@@ -351,11 +374,13 @@ class SqlExperimentStore:
         }
         for metric in sorted(x for x in wanted if x):
             rows = events[events["metric"] == metric]
-            how = "max" if kinds.get(metric) == "binomial" else "sum"
+            how = "max" if kinds.get(metric) == "binomial" else "sum"  # kind None: from data
             per_unit = rows.groupby("unit_id")["value"].agg(how)
             frame[metric] = per_unit.reindex(frame.index).fillna(0.0)
         if predictions is not None and "accuracy" in kinds and "correct" in predictions:
             scored = predictions.dropna(subset=["unit_id", "correct"])
+            exposed = frame["variant"].reindex(scored["unit_id"]).to_numpy()
+            scored = scored[scored["variant"].to_numpy() == exposed]  # the exposed variant's
             frame["accuracy"] = scored.groupby("unit_id")["correct"].mean().reindex(frame.index)
         return frame.reset_index()
 
@@ -371,11 +396,11 @@ class SqlExperimentStore:
         experiment = self.get(name)
         frame = self.unit_frame(name, predictions=predictions)
         if frame.empty:
-            raise InvalidInput(f"experiment {name!r} has no exposed units yet")
+            raise InsufficientData(f"experiment {name!r} has no exposed units yet")
         metrics = [
             Metric(
                 m["name"],
-                kind=None if m["kind"] == "ratio" else m["kind"],
+                kind=None if m["kind"] in (None, "ratio") else m["kind"],
                 numerator=m.get("numerator"),
                 denominator=m.get("denominator"),
                 higher_is_better=m["higher_is_better"],
@@ -393,6 +418,14 @@ class SqlExperimentStore:
             alpha=experiment.alpha,
             **kwargs,
         )
+
+
+def _insert(dialect: str, table: Any) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
 
 
 def _records(records: Any, fields: tuple[str, ...]) -> list[Mapping[str, Any]]:

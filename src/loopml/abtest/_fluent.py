@@ -6,6 +6,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from loopml.abtest._analyze import Analysis
 from loopml.abtest._assign import assign as assign_by_salt
 from loopml.abtest._experiments import Experiment, SqlExperimentStore
@@ -125,22 +127,27 @@ def log_event(
 
 
 def deployment_predictions(experiment: Experiment, monitor: Any = None) -> Any:
-    """The prediction log of the experiment's deployment, with each prediction's correctness
-    where an outcome arrived (for ``accuracy``); ``monitor`` defaults to the configured one."""
+    """The prediction log of the experiment's deployment since the experiment began, with each
+    answered prediction's correctness where an outcome arrived (for ``accuracy``); ``monitor``
+    defaults to the configured one."""
     if experiment.deployment is None:
         return None
     from loopml.monitoring import get_monitor, read_predictions
 
     monitor = monitor or get_monitor()
-    df = read_predictions(monitor.log_uri, deployment=experiment.deployment)
-    df = df[df["status"] == "ok"].reset_index(drop=True)
+    since = None if experiment.created_at is None else experiment.created_at / 1000
+    df = read_predictions(monitor.log_uri, deployment=experiment.deployment, since=since)
     if df.empty:
         return df.assign(correct=[])
-    labelled = monitor.labelled(df)
+    ok = df["status"] == "ok"
+    labelled = monitor.labelled(df[ok].reset_index(drop=True))
     known = labelled["outcome"].notna()
     same = labelled["predicted"].map(_label) == labelled["outcome"].map(_label)
-    correct = same.astype(float)
-    return labelled.assign(correct=correct.where(known))
+    correct = same.astype(float).where(known)
+    # every logged request is an exposure (failed ones too); only answers can be right or wrong
+    out = df.assign(correct=np.nan)
+    out.loc[ok.to_numpy(), "correct"] = correct.to_numpy()
+    return out
 
 
 def _label(value: Any) -> str:

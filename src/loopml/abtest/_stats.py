@@ -152,7 +152,9 @@ def sequential_test(
 ) -> TestResult:
     """mSPRT with a normal mixture over the difference in means: an always-valid p-value
     (``min(1, 1/Λ)``; P(it ever falls below α under H0) ≤ α, by Ville's inequality) and the
-    matching confidence sequence. ``tuning``: units per arm where the sequence is tightest."""
+    matching confidence sequence. ``tuning``: units per arm where the sequence is tightest.
+    The result's ``statistic`` is log Λ. The relative interval divides the difference's
+    sequence by the control mean (it does not carry the control mean's own uncertainty)."""
     if binomial:
         vt, vc = t.mean * (1 - t.mean) / t.n, c.mean * (1 - c.mean) / c.n
     else:
@@ -168,10 +170,10 @@ def sequential_test(
     half = np.where(v > 0, half, 0.0)
     rel, _, _ = _relative(t, c, vt, vc, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rlo, rhi = (diff - half) / c.mean, (diff + half) / c.mean
-    return TestResult(
-        t.mean, c.mean, diff, diff - half, diff + half, rel, rlo, rhi, p, np.exp(log_lr)
-    )
+        ends = ((diff - half) / c.mean, (diff + half) / c.mean)
+    rlo, rhi = np.minimum(*ends), np.maximum(*ends)
+    log_lr = np.where(v > 0, log_lr, 0.0)
+    return TestResult(t.mean, c.mean, diff, diff - half, diff + half, rel, rlo, rhi, p, log_lr)
 
 
 def bayes_normal(t: Moments, c: Moments, *, alpha: float = 0.05) -> dict[str, Array]:
@@ -182,7 +184,8 @@ def bayes_normal(t: Moments, c: Moments, *, alpha: float = 0.05) -> dict[str, Ar
     s = np.sqrt(v)
     with np.errstate(divide="ignore", invalid="ignore"):
         zscore = np.where(s > 0, d / s, np.sign(d) * np.inf)
-    prob = stats.norm.cdf(zscore)
+    prob = np.where((s > 0) | (d != 0), stats.norm.cdf(np.nan_to_num(zscore)), 0.5)
+    prob = np.where(np.isinf(zscore), (zscore > 0).astype(float), prob)
     loss = np.where(
         s > 0, s * stats.norm.pdf(zscore) - d * stats.norm.cdf(-zscore), np.maximum(-d, 0)
     )
@@ -242,13 +245,19 @@ def cuped_theta(cov_xy: Array, var_x: Array) -> Array:
 
 
 def correct(p_values: Sequence[float], method: str = "holm") -> np.ndarray:
-    """Adjusted p-values: ``holm`` (family-wise error) or ``bh`` (false discovery rate)."""
+    """Adjusted p-values: ``holm`` (family-wise error) or ``bh`` (false discovery rate); a NaN
+    stays NaN and does not count."""
     p = np.asarray(p_values, dtype=float)
-    m = len(p)
+    out = np.full(len(p), np.nan)
+    known = ~np.isnan(p)
+    ranked_in = p[known]
+    m = len(ranked_in)
     if m == 0:
-        return p
-    order = np.argsort(p)
-    ranked = p[order]
+        if method not in ("holm", "bh", "fdr_bh", "none"):
+            raise InvalidInput("correction must be 'holm', 'bh' or 'none'")
+        return out
+    order = np.argsort(ranked_in)
+    ranked = ranked_in[order]
     if method == "holm":
         adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
     elif method in ("bh", "fdr_bh"):
@@ -257,8 +266,9 @@ def correct(p_values: Sequence[float], method: str = "holm") -> np.ndarray:
         adj = ranked
     else:
         raise InvalidInput("correction must be 'holm', 'bh' or 'none'")
-    out = np.empty(m)
-    out[order] = np.minimum(adj, 1.0)
+    inner = np.empty(m)
+    inner[order] = np.minimum(adj, 1.0)
+    out[known] = inner
     return out
 
 

@@ -171,6 +171,12 @@ def _print_analysis(result: Any) -> None:
 @abtest.command("analyze")
 @click.argument("name", required=False)
 @click.option("--data", default=None, help="Unit rows (Parquet) instead of an experiment.")
+@click.option(
+    "--weight",
+    "weights",
+    multiple=True,
+    help="With --data: the configured split, NAME=WEIGHT (default: equal).",
+)
 @click.option("--metric", "metrics", multiple=True, help="With --data: the metric columns.")
 @click.option("--variant-column", default="variant", show_default=True)
 @click.option("--control", default=None)
@@ -182,6 +188,7 @@ def _print_analysis(result: Any) -> None:
 def abtest_analyze(
     name: str | None,
     data: str | None,
+    weights: tuple[str, ...],
     metrics: tuple[str, ...],
     variant_column: str,
     control: str | None,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from loopml.errors import InvalidInput, InvalidState
+from loopml.errors import InsufficientData, InvalidState
 from loopml.models import pin_model_uri
 from loopml.serving._batcher import BatchingConfig
 from loopml.serving._deployments import RUNNING, Deployment, DeploymentStore
@@ -277,17 +277,20 @@ def tick_rollout(
 
 
 def experiment_says_stop(name: str | None) -> str | None:
-    """Why the experiment's analysis stops the rollout, or None (no experiment, too little
-    data yet, or a verdict that is not "stop")."""
+    """Why the experiment stops the rollout, or None. Too little data yet gives no verdict; an
+    experiment that cannot be analysed stops the rollout (a guardrail that cannot be read does
+    not let traffic through). The split is not judged: a rollout changes it on purpose."""
     if name is None:
         return None
     from loopml.abtest import analyze_experiment
 
     try:
-        verdict = analyze_experiment(name).verdict
-    except InvalidInput as exc:  # no exposures or metric values yet: no verdict
+        verdict = analyze_experiment(name, srm_decides=False).verdict
+    except InsufficientData as exc:
         _log.info("experiment %s gives no verdict yet: %s", name, exc)
         return None
+    except Exception as exc:  # noqa: BLE001 - any failure fails closed, with its reason
+        return f"experiment {name} could not be analysed: {exc}"
     if verdict["decision"] == "stop":
         return f"experiment {name}: {verdict['reason']}"
     return None
