@@ -29,6 +29,8 @@ from typing import Any
 
 # benchmarks/ is on sys.path when this file is run as a script.
 from _abtest_data import generate
+from _drift_worker import Clock as BaseClock
+from _drift_worker import _status_mb
 
 METRICS = ["converted", "revenue"]
 COVARIATES = {"revenue": "revenue_pre"}
@@ -39,25 +41,8 @@ ROW_KEYS = (
 )  # fmt: skip
 
 
-def _status_mb(key: str) -> float:
-    """VmRSS or VmHWM of this process in MB (10^6 bytes), from /proc/self/status."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1.024e-3
-    return float("nan")
-
-
-class Clock:
-    """Wall and CPU seconds (every thread of the process) of a block, and the RSS after it."""
-
-    def __enter__(self) -> Clock:
-        self.t0, self.c0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.t0
-        self.cpu = time.process_time() - self.c0
-        self.rss, self.peak = _status_mb("VmRSS"), _status_mb("VmHWM")
+class Clock(BaseClock):
+    """The drift worker's clock, reported as a dict."""
 
     def as_dict(self) -> dict[str, float]:
         return {

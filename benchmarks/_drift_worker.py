@@ -46,7 +46,7 @@ def _status_mb(key: str) -> float:
 
 
 class Clock:
-    """Wall and CPU seconds (every thread of the process) of a block."""
+    """Wall and CPU seconds (every thread of the process) of a block, and the RSS after it."""
 
     def __enter__(self) -> Clock:
         self.t0, self.c0 = time.perf_counter(), time.process_time()
@@ -55,6 +55,7 @@ class Clock:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.t0
         self.cpu = time.process_time() - self.c0
+        self.rss, self.peak = _status_mb("VmRSS"), _status_mb("VmHWM")
 
 
 # -- the tools ---------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shlex
 import shutil
 import subprocess
 import sys
@@ -45,10 +44,11 @@ from typing import Any
 # benchmarks/ is on sys.path when this file is run as a script.
 from _abtest_data import describe
 from _abtest_worker import METHODS, module_hashes
-from drift import get, machine_cpu_seconds, median_of, settle
+from drift import _f, get, median_of, settle
+from drift import run_worker as drift_run_worker
 
 from serving import wait_idle
-from tracking import clean_env, log, render_table, tail
+from tracking import clean_env, log, render_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -83,45 +83,8 @@ def import_error(tool: str) -> str | None:
 
 
 def run_worker(name: str, args_: list[str], scratch: Path) -> dict[str, Any]:
-    """One worker process to completion: its JSON result plus the process's wall seconds, CPU
-    seconds and peak RSS as the kernel reports them (``os.wait4``), and the CPU that other
-    processes used meanwhile."""
-    out, log_path = scratch / "out" / f"{name}.json", scratch / "logs" / f"{name}.log"
-    out.parent.mkdir(exist_ok=True)
-    log_path.parent.mkdir(exist_ok=True)
-    out.unlink(missing_ok=True)
-    cmd = [sys.executable, str(WORKER), *args_, "--out", str(out)]
-    m0 = machine_cpu_seconds()
-    t0 = time.perf_counter()
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen(
-            cmd, env=clean_env({}), cwd=scratch, stdout=logf, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - t0 > STEP_TIMEOUT:
-                proc.kill()
-            time.sleep(0.005)
-    wall = time.perf_counter() - t0
-    other = max(0.0, machine_cpu_seconds() - m0 - usage.ru_utime - usage.ru_stime) / wall
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0 or not out.exists():
-        raise RuntimeError(f"`{shlex.join(cmd)}` exited with {code}:\n{tail(log_path)}")
-    result: dict[str, Any] = json.loads(out.read_text())
-    result["process"] = {
-        "cmd": shlex.join(cmd),
-        "wall_seconds": wall,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "user_seconds": usage.ru_utime,
-        "sys_seconds": usage.ru_stime,
-        "ru_maxrss_mb": usage.ru_maxrss * 1.024e-3,
-        "other_cpu_cores": other,
-        "log": str(log_path),
-    }
-    return result
+    """One measured step in a fresh process (the drift benchmark's runner, this worker)."""
+    return drift_run_worker(name, args_, sys.executable, scratch, worker=WORKER)
 
 
 def measure(
@@ -140,10 +103,6 @@ def measure(
 
 
 # -- results -----------------------------------------------------------------------------------
-def _f(v: Any, spec: str) -> str:
-    return "" if v is None else format(v, spec)
-
-
 def _x(a: Any, b: Any) -> str:
     ok = isinstance(a, int | float) and isinstance(b, int | float) and b
     return f"{a / b:.1f}x" if ok else ""

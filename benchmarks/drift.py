@@ -97,7 +97,9 @@ def machine_cpu_seconds() -> float:
     )
 
 
-def run_worker(name: str, args_: list[str], python: str, scratch: Path) -> dict[str, Any]:
+def run_worker(
+    name: str, args_: list[str], python: str, scratch: Path, worker: Path = WORKER
+) -> dict[str, Any]:
     """One worker process to completion: its JSON result plus the process's wall seconds, CPU
     seconds and peak RSS as the kernel reports them (``os.wait4``), and the CPU that other
     processes used meanwhile."""
@@ -105,7 +107,7 @@ def run_worker(name: str, args_: list[str], python: str, scratch: Path) -> dict[
     out.parent.mkdir(exist_ok=True)
     log_path.parent.mkdir(exist_ok=True)
     out.unlink(missing_ok=True)
-    cmd = [python, str(WORKER), *args_, "--out", str(out)]
+    cmd = [python, str(worker), *args_, "--out", str(out)]
     m0 = machine_cpu_seconds()
     t0 = time.perf_counter()
     with open(log_path, "wb") as logf:
