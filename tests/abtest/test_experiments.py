@@ -226,3 +226,28 @@ def test_more_bad_definitions_and_events() -> None:
             ab.log_events("checkout", records)
     with pytest.raises(InvalidInput, match="variant"):
         ab.log_exposures("checkout", [{"unit_id": "u1", "variant": ["control"]}])
+
+
+def test_a_holdout_is_kept_apart_and_read_like_a_variant() -> None:
+    ab.create_experiment(
+        "long-run",
+        variants={"control": 1, "treatment": 1},
+        metrics=[{"name": "converted", "kind": "binomial"}],
+        holdout=0.1,
+    )
+    exp = ab.get_experiment("long-run")
+    assert exp.split == pytest.approx({"control": 0.45, "treatment": 0.45, "holdout": 0.1})
+    units = [f"h{i}" for i in range(6000)]
+    groups = [exp.assign(u) for u in units]
+    assert 0.08 < groups.count("holdout") / len(units) < 0.12
+    ab.log_exposures("long-run", [{"unit_id": u} for u in units])
+    ab.log_events("long-run", [{"unit_id": u, "metric": "converted"} for u in units[::9]])
+    result = ab.analyze_experiment("long-run")
+    assert {r["variant"] for r in result.rows} == {"treatment", "holdout"}
+    assert result.srm["flagged"] is False and set(result.srm["expected"]) == set(exp.split)
+    with pytest.raises(InvalidInput, match="holdout"):
+        ab.create_experiment("x", variants={"a": 1, "b": 1}, metrics=["m"], holdout=0.7)
+    with pytest.raises(InvalidInput, match="no holdout"):
+        ab.create_experiment(
+            "y", variants={"a": 1, "b": 1}, metrics=["m"], holdout=0.1, deployment="d"
+        )

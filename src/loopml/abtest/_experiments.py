@@ -35,6 +35,7 @@ __all__ = ["Experiment", "SqlExperimentStore"]
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,254}$")
 _UNIT = re.compile(r"^[^\s]{1,255}$")
 MAX_RECORDS = 10_000
+HOLDOUT = "holdout"
 RESERVED = frozenset({"unit_id", "variant"})
 
 
@@ -50,6 +51,7 @@ class Experiment:
     deployment: str | None = None
     salt: str | None = None
     allocation: float = 1.0
+    holdout: float = 0.0  # share of included units kept on the control experience, as "holdout"
     method: str = "frequentist"
     alpha: float = 0.05
     description: str = ""
@@ -97,6 +99,16 @@ class Experiment:
             raise InvalidInput("alpha must be in (0, 0.5)")
         if self.deployment is not None and not isinstance(self.deployment, str):
             raise InvalidInput("deployment must be a deployment name")
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, numbers.Real):
+            raise InvalidInput("holdout must be a number in [0, 0.5]")
+        if not 0 <= float(self.holdout) <= 0.5:
+            raise InvalidInput("holdout must be in [0, 0.5]")
+        if HOLDOUT in self.variants:
+            raise InvalidInput(f"{HOLDOUT!r} is reserved for the holdout group")
+        if self.deployment is not None and float(self.holdout) > 0:
+            raise InvalidInput(
+                "an experiment on a deployment has no holdout (the router has none)"
+            )
         if self.deployment is not None and float(self.allocation) < 1:
             raise InvalidInput(
                 "an experiment on a deployment takes all its traffic (allocation 1)"
@@ -117,7 +129,18 @@ class Experiment:
             # a second hash decides who is in, so the variant split inside stays the router's
             if bucket(f"{self.salt}:allocation", unit_id) >= self.allocation * BUCKETS:
                 return None
+        if self.holdout > 0 and bucket(f"{self.salt}:holdout", unit_id) < self.holdout * BUCKETS:
+            return HOLDOUT  # served the control experience, kept apart as a long-run baseline
         return assign(str(self.salt), unit_id, list(self.variants.items()))
+
+    @property
+    def split(self) -> dict[str, float]:
+        """Each group's expected share of the included units (the holdout too)."""
+        total = sum(self.variants.values())
+        shares = {v: (1 - self.holdout) * w / total for v, w in self.variants.items()}
+        if self.holdout > 0:
+            shares[HOLDOUT] = float(self.holdout)
+        return shares
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -280,7 +303,7 @@ class SqlExperimentStore:
                     raise InvalidInput(f"exposures[{i}].variant must be a variant name")
                 if variant is None:
                     raise InvalidInput(f"exposures[{i}]: unit {unit!r} is outside the allocation")
-                if variant not in experiment.variants:
+                if variant not in experiment.split:
                     raise InvalidInput(f"exposures[{i}].variant {variant!r} is not a variant")
                 stamp = epoch_ms(r.get("timestamp"), f"exposures[{i}].timestamp")
                 seen = prepared.get(unit)
@@ -414,7 +437,7 @@ class SqlExperimentStore:
             control=experiment.control,
             method=method or experiment.method,
             guardrails=experiment.guardrails,
-            weights=experiment.variants,
+            weights=experiment.split,
             alpha=experiment.alpha,
             **kwargs,
         )
