@@ -32,6 +32,7 @@ LAYERS = {
     "data": 2,
     "features": 2,
     "abtest": 2,
+    "tuning": 3,
     "client": 3,
     "serving": 3,
     "server": 4,
@@ -130,6 +131,7 @@ def test_sdk_surface_is_pinned() -> None:
         "set_tags",
         "set_tracking_uri",
         "start_run",
+        "tune",
     ]
 
 

@@ -146,6 +146,7 @@ _LAZY: dict[str, str] = {
     "set_tags": "loopml.tracking",
     "set_tracking_uri": "loopml.tracking",
     "start_run": "loopml.tracking",
+    "tune": "loopml.tuning",
 }
 
 __version__ = "0.1.0"
@@ -217,6 +218,7 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "tune",
 ]
 
 # MLflow's per-flavor modules (``mlflow.sklearn.log_model`` ...), loaded on first use.
