@@ -67,8 +67,17 @@ def test_objective_with_trials_threads_pruning_and_grid() -> None:
     )
     assert grid.best_params == {"a": 1, "b": 3}
     with loopml.start_run(run_name="outer") as outer:
-        inside = loopml.tune(lambda p: p["x"], search_space={"x": ("int", 0, 3)}, n_trials=2)
+        inside = loopml.tune(
+            lambda p: p["x"] + p["y"],
+            search_space={"x": ("int", 0, 3), "y": ("int", 0, 3)},
+            n_trials=4,
+            importances=False,
+        )
     assert inside.parent_run_id == outer.info.run_id
+    outer_metrics = loopml.get_run(outer.info.run_id).data.metrics
+    assert "best_value" in outer_metrics and not any(
+        k.startswith("importance.") for k in outer_metrics
+    )
 
 
 def test_a_failing_objective_fails_its_trial_and_the_parent() -> None:
@@ -101,6 +110,9 @@ def test_bad_inputs(kwargs: dict, message: str) -> None:
 
 def test_two_processes_share_one_study(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
+    # Optuna's storage creates its schema on first use; two processes racing to do that on one
+    # SQLite file collide, so the study exists first, as a shared PostgreSQL one would.
+    optuna.create_study(study_name="shared", storage=storage)
     script = textwrap.dedent(
         f"""
         import loopml

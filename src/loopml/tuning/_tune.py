@@ -99,13 +99,16 @@ def tune(
     storage: str | None = None,
     run_name: str | None = None,
     metric_name: str = "value",
+    importances: bool = True,
 ) -> TuneResult:
     """Run an Optuna study with every trial tracked as a child run of one parent run.
 
     ``objective(trial)`` uses ``trial.suggest_*``; with ``search_space`` (``{"lr": ("float",
     1e-4, 1e-1, {"log": True}), "depth": ("int", 2, 8), "kernel": ["rbf", "linear"]}``) it is
     called as ``objective(params)``. It returns a number (or one per direction). The parent run
-    is the active run if there is one, else a new run named ``run_name``.
+    is the active run if there is one, else a new run named ``run_name``. ``importances``:
+    log Optuna's parameter importances on the parent (its first use in a process imports
+    scikit-learn, about a second, once).
     """
     import loopml.tracking as lt
     from loopml.tracking import Metric, Param, RunBatch, RunTag
@@ -191,7 +194,7 @@ def tune(
             load_if_exists=storage is not None,
         )
         study.optimize(tracked, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs)
-        result = _summarise(optuna, study, parent_id, run_ids, metric_name, len(dirs))
+        result = _summarise(optuna, study, parent_id, run_ids, metric_name, len(dirs), importances)
     except BaseException:
         if own:
             lt.end_run("FAILED")
@@ -202,7 +205,13 @@ def tune(
 
 
 def _summarise(
-    optuna: Any, study: Any, parent_id: str, run_ids: dict[int, str], metric: str, n_dirs: int
+    optuna: Any,
+    study: Any,
+    parent_id: str,
+    run_ids: dict[int, str],
+    metric: str,
+    n_dirs: int,
+    importances: bool,
 ) -> TuneResult:
     import loopml.tracking as lt
 
@@ -222,7 +231,7 @@ def _summarise(
         for t in sorted(complete, key=lambda t: t.number):
             running = min(running, sign * float(t.value))
             metrics.append(Metric(f"best_{metric}", sign * running, now, t.number))
-        if len(complete) > 1 and len(best.params) > 1:
+        if importances and len(complete) > 1 and len(best.params) > 1:
             try:
                 for name, share in optuna.importance.get_param_importances(study).items():
                     metrics.append(Metric(f"importance.{name}", float(share), now, 0))
