@@ -34,7 +34,6 @@ import os
 import platform
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from typing import Any
 # benchmarks/ is on sys.path when this file is run as a script.
 from _drift_data import SHIFTED, describe
 
+from features import median_of
 from serving import wait_idle
 from tracking import clean_env, log, render_table, tail
 
@@ -186,20 +186,6 @@ def build_profile(
 
 
 # -- results -----------------------------------------------------------------------------------
-def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The runs' results merged: every number is its median over the runs (the lower middle
-    one for an even count: a measured value), anything else the first run's."""
-
-    def merge(values: list[Any]) -> Any:
-        if all(isinstance(v, dict) for v in values):
-            keys = list(dict.fromkeys(k for v in values for k in v))
-            return {k: merge([v[k] for v in values if k in v]) for k in keys}
-        nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        return statistics.median_low(nums) if len(nums) == len(values) else values[0]
-
-    return merge(runs) if len(runs) > 1 else runs[0]
-
-
 def reuse(results: dict[str, Any], path: Path) -> None:
     """Fill the tools (and sizes) not measured now from an earlier ``--json`` file made from
     the same data."""

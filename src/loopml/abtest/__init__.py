@@ -9,37 +9,91 @@ blocks are plain functions over ``Moments``, vectorised over NumPy arrays.
 
 from __future__ import annotations
 
-from loopml.abtest._analyze import METHODS, Analysis, Metric, analyze
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from loopml.abtest._assign import BUCKETS, bucket
-from loopml.abtest._experiments import Experiment, SqlExperimentStore
-from loopml.abtest._fluent import (
-    analyze_experiment,
-    assign,
-    create_experiment,
-    deployment_predictions,
-    get_experiment,
-    get_experiment_store,
-    list_experiments,
-    log_event,
-    log_events,
-    log_exposure,
-    log_exposures,
-    stop_experiment,
-)
-from loopml.abtest._stats import (
-    Moments,
-    TestResult,
-    bayes_binomial,
-    bayes_normal,
-    correct,
-    cuped_theta,
-    minimum_detectable_effect,
-    proportions_test,
-    sample_size,
-    sequential_test,
-    srm_test,
-    welch_test,
-)
+
+if TYPE_CHECKING:
+    from loopml.abtest._analyze import METHODS, Analysis, Metric, analyze
+    from loopml.abtest._experiments import Experiment, SqlExperimentStore
+    from loopml.abtest._fluent import (
+        analyze_experiment,
+        assign,
+        create_experiment,
+        deployment_predictions,
+        get_experiment,
+        get_experiment_store,
+        list_experiments,
+        log_event,
+        log_events,
+        log_exposure,
+        log_exposures,
+        stop_experiment,
+    )
+    from loopml.abtest._stats import (
+        Moments,
+        TestResult,
+        bayes_binomial,
+        bayes_normal,
+        correct,
+        cuped_theta,
+        minimum_detectable_effect,
+        proportions_test,
+        sample_size,
+        sequential_test,
+        srm_test,
+        welch_test,
+    )
+
+# The router needs only ``bucket``: the statistics (SciPy), the analysis (DuckDB) and the
+# experiment store (SQLAlchemy) load on first use, not with every inference server.
+_LAZY = {
+    "Analysis": "_analyze",
+    "Experiment": "_experiments",
+    "METHODS": "_analyze",
+    "Metric": "_analyze",
+    "Moments": "_stats",
+    "SqlExperimentStore": "_experiments",
+    "TestResult": "_stats",
+    "analyze": "_analyze",
+    "analyze_experiment": "_fluent",
+    "assign": "_fluent",
+    "bayes_binomial": "_stats",
+    "bayes_normal": "_stats",
+    "correct": "_stats",
+    "create_experiment": "_fluent",
+    "cuped_theta": "_stats",
+    "deployment_predictions": "_fluent",
+    "get_experiment": "_fluent",
+    "get_experiment_store": "_fluent",
+    "list_experiments": "_fluent",
+    "log_event": "_fluent",
+    "log_events": "_fluent",
+    "log_exposure": "_fluent",
+    "log_exposures": "_fluent",
+    "minimum_detectable_effect": "_stats",
+    "proportions_test": "_stats",
+    "sample_size": "_stats",
+    "sequential_test": "_stats",
+    "srm_test": "_stats",
+    "stop_experiment": "_fluent",
+    "welch_test": "_stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopml.abtest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"loopml.abtest.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BUCKETS",
