@@ -33,6 +33,8 @@ LAYERS = {
     "features": 2,
     "abtest": 2,
     "tuning": 3,
+    "pipelines": 3,
+    "gates": 3,
     "client": 3,
     "serving": 3,
     "server": 4,
@@ -202,6 +204,7 @@ def test_layering() -> None:
                     "features",
                     "monitoring",
                     "abtest",
+                    "pipelines",
                 )
                 if parts[0] == "sqlalchemy" and own not in sql_users:
                     problems.append(f"{path.name}: only store/ and the SQL stores use SQLAlchemy")

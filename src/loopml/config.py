@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         le=256,
         description="ONNX Runtime intra-op threads per model (0: one per core).",
     )
+    pipeline_executor: str = Field(
+        default="threads",
+        description="Where pipeline steps run: threads, processes, ray or ray://host:port.",
+    )
+    pipeline_workers: int = Field(
+        default=0, ge=0, description="Parallel steps of one pipeline run (0: by CPU count)."
+    )
     webhook_max_attempts: int = Field(
         default=5, ge=1, le=50, description="Attempts per webhook delivery before it fails."
     )

@@ -12,6 +12,8 @@ LoopmlError
 ├── IntegrityError(LoopmlError)                            409  INTEGRITY_ERROR
 │   └── BlobsNotStored                                     409  BLOBS_NOT_STORED
 ├── DataValidationFailed(LoopmlError)                      422  DATA_VALIDATION_FAILED
+├── GateFailed(LoopmlError)                                422  GATE_FAILED
+├── PipelineFailed(LoopmlError)                            409  PIPELINE_FAILED
 ├── Overloaded(LoopmlError)                                503  TEMPORARILY_UNAVAILABLE
 ├── StoreError(LoopmlError)                                500  INTERNAL_ERROR
 │   ├── SchemaVersionError                                 500  SCHEMA_VERSION
@@ -33,6 +35,7 @@ __all__ = [
     "DataValidationFailed",
     "ERRORS_BY_CODE",
     "ExperimentNotFound",
+    "GateFailed",
     "InsufficientData",
     "IntegrityError",
     "InvalidInput",
@@ -41,6 +44,7 @@ __all__ = [
     "MissingDependency",
     "NotFound",
     "Overloaded",
+    "PipelineFailed",
     "PredictionFailed",
     "RunNotFound",
     "SchemaVersionError",
@@ -140,6 +144,28 @@ class DataValidationFailed(LoopmlError):
     def __init__(self, message: str, result: object | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class GateFailed(LoopmlError):
+    """A quality gate stopped a release; ``report`` holds every gate's result in-process."""
+
+    code = "GATE_FAILED"
+    http_status = 422
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class PipelineFailed(LoopmlError):
+    """A pipeline run ended with a failed step; ``run`` is the run when raised in-process."""
+
+    code = "PIPELINE_FAILED"
+    http_status = 409
+
+    def __init__(self, message: str, run: object | None = None) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 class Overloaded(LoopmlError):

@@ -112,6 +112,7 @@ def test_public_surface_is_pinned() -> None:
         "quality",
         "read_predictions",
         "register_action",
+        "register_notifier",
         "render_report",
         "report_data",
         "save_report",

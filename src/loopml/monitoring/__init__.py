@@ -13,7 +13,7 @@ version's training data from lineage; live quality once ``log_outcome`` brings g
 
 from __future__ import annotations
 
-from loopml.monitoring._alerts import AlertEngine, RuleStatus, register_action
+from loopml.monitoring._alerts import AlertEngine, RuleStatus, register_action, register_notifier
 from loopml.monitoring._check import Monitor, QualityReport, report_data
 from loopml.monitoring._drift import ColumnDrift, DriftReport, detect_drift
 from loopml.monitoring._fluent import check, get_monitor, log_outcome, log_outcomes, quality
@@ -53,6 +53,7 @@ __all__ = [
     "quality",
     "read_predictions",
     "register_action",
+    "register_notifier",
     "render_report",
     "report_data",
     "save_report",

@@ -24,10 +24,11 @@ from loopml.monitoring._metrics import degradation
 from loopml.monitoring._predlog import summarize
 from loopml.monitoring._store import AlertEvent, AlertRule, parse_duration
 
-__all__ = ["AlertEngine", "RuleStatus", "register_action"]
+__all__ = ["AlertEngine", "RuleStatus", "register_action", "register_notifier"]
 
 _log = logging.getLogger("loopml.monitoring.alerts")
 _ACTIONS: dict[str, Callable[[AlertEvent, AlertRule], Any]] = {}
+_NOTIFIERS: dict[str, Callable[[dict[str, Any], AlertEvent, AlertRule], dict[str, Any]]] = {}
 
 
 def register_action(name: str, action: Callable[[AlertEvent, AlertRule], Any]) -> None:
@@ -36,6 +37,16 @@ def register_action(name: str, action: Callable[[AlertEvent, AlertRule], Any]) -
     if not isinstance(name, str) or not name or not callable(action):
         raise InvalidInput("register_action needs a name and a callable")
     _ACTIONS[name] = action
+
+
+def register_notifier(
+    kind: str, handler: Callable[[dict[str, Any], AlertEvent, AlertRule], dict[str, Any]]
+) -> None:
+    """Deliver notifiers of type ``kind`` with ``handler(notifier, event, rule)``, which returns
+    the delivery result (``loopml.pipelines`` registers ``pipeline``: start a pipeline run)."""
+    if kind not in ("pipeline",) or not callable(handler):
+        raise InvalidInput("register_notifier takes the notifier type 'pipeline' and a callable")
+    _NOTIFIERS[kind] = handler
 
 
 @dataclass
@@ -217,6 +228,19 @@ class AlertEngine:
             level = logging.WARNING if event.state == "fired" else logging.INFO
             _log.log(level, message)
             return {"type": "log", "ok": True}
+        if kind == "pipeline":
+            handler = _NOTIFIERS.get(kind)
+            if handler is None:
+                return {
+                    "type": kind,
+                    "ok": False,
+                    "error": "import loopml.pipelines in the process that evaluates alerts",
+                }
+            try:
+                return handler(notifier, event, rule)
+            except Exception as exc:  # noqa: BLE001 - reported with the alert, never raised
+                _log.exception("alert notifier %s failed", kind)
+                return {"type": kind, "ok": False, "error": str(exc)}
         if kind == "action":
             name = notifier["name"]
             action = _ACTIONS.get(name)

@@ -32,7 +32,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,254}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 OPS = (">", ">=", "<", "<=")
-NOTIFIER_TYPES = ("webhook", "log", "action")
+NOTIFIER_TYPES = ("webhook", "log", "action", "pipeline")
 
 
 def parse_duration(value: str | float | int, what: str = "window") -> float:
@@ -147,6 +147,11 @@ def _check_notifier(n: Any) -> None:
             raise InvalidInput("a webhook notifier's secret must be a string")
     if n["type"] == "action" and not (isinstance(n.get("name"), str) and n["name"]):
         raise InvalidInput("an action notifier needs the name of a registered action")
+    if n["type"] == "pipeline":
+        if not (isinstance(n.get("pipeline"), str) and n["pipeline"]):
+            raise InvalidInput("a pipeline notifier needs the name of the pipeline to run")
+        if not isinstance(n.get("params", {}), Mapping):
+            raise InvalidInput("a pipeline notifier's params must be an object")
 
 
 @dataclass

@@ -653,6 +653,88 @@ class AbTestEvent(Base):
     __table_args__ = (Index("ix_abtest_events_metric", "experiment_id", "metric"),)
 
 
+class Pipeline(Base):
+    """A pipeline known to the store: its name, import target and last DAG (JSON)."""
+
+    __tablename__ = "pipelines"
+    pipeline_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    target: Mapped[str | None] = mapped_column(String(1000))
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    dag: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (UniqueConstraint("workspace", "name", name="uq_pipelines_name"),)
+
+
+class PipelineRun(Base):
+    """One run of a pipeline: status, parameters, the DAG it ran, how it was started."""
+
+    __tablename__ = "pipeline_runs"
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("pipelines.pipeline_id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    params: Mapped[str] = mapped_column(Text, nullable=False)
+    dag: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger: Mapped[str] = mapped_column(String(255), nullable=False)
+    executor: Mapped[str] = mapped_column(String(64), nullable=False)
+    resumed_from: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        Index("ix_pipeline_runs_pipeline", "pipeline_id", "created_at"),
+        Index("ix_pipeline_runs_status", "status"),
+    )
+
+
+class PipelineStepRun(Base):
+    """One step of a pipeline run: status, attempts, cache key, inputs, outputs, logs."""
+
+    __tablename__ = "pipeline_step_runs"
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("pipeline_runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    cached_from: Mapped[str | None] = mapped_column(String(32))
+    inputs: Mapped[str] = mapped_column(Text, nullable=False)
+    outputs: Mapped[str] = mapped_column(Text, nullable=False)
+    logs: Mapped[str] = mapped_column(Text, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    tracking_runs: Mapped[str] = mapped_column(Text, nullable=False)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_pipeline_step_runs_cache", "cache_key"),)
+
+
+class PipelineSchedule(Base):
+    """A cron schedule of a pipeline with its parameters and next due time."""
+
+    __tablename__ = "pipeline_schedules"
+    schedule_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("pipelines.pipeline_id", ondelete="CASCADE"), nullable=False
+    )
+    cron: Mapped[str] = mapped_column(String(255), nullable=False)
+    params: Mapped[str] = mapped_column(Text, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    next_run_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_run_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_run_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (Index("ix_pipeline_schedules_due", "next_run_at"),)
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -689,3 +771,7 @@ alert_events: Table = cast(Table, AlertEvent.__table__)
 abtests: Table = cast(Table, AbTest.__table__)
 abtest_exposures: Table = cast(Table, AbTestExposure.__table__)
 abtest_events: Table = cast(Table, AbTestEvent.__table__)
+pipelines: Table = cast(Table, Pipeline.__table__)
+pipeline_runs: Table = cast(Table, PipelineRun.__table__)
+pipeline_step_runs: Table = cast(Table, PipelineStepRun.__table__)
+pipeline_schedules: Table = cast(Table, PipelineSchedule.__table__)

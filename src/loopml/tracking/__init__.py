@@ -28,6 +28,7 @@ from loopml.tracking._entities import (
 from loopml.tracking._fluent import (
     ActiveRun,
     active_run,
+    collect_runs,
     create_experiment,
     delete_experiment,
     delete_run,
@@ -92,6 +93,7 @@ __all__ = [
     "TrackingStore",
     "ViewType",
     "active_run",
+    "collect_runs",
     "create_experiment",
     "decode_float",
     "delete_experiment",

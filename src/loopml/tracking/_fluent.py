@@ -8,13 +8,14 @@ and tags are queued on the background logger; ``end_run`` and ``flush`` are dura
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import functools
 import getpass
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,6 +47,9 @@ _tracking_uri: str | None = None
 _active_experiment_id: str | None = None
 _run_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
     "loopml_run_stack", default=()
+)
+_run_scope: contextvars.ContextVar[tuple[dict[str, str], list[str]] | None] = (
+    contextvars.ContextVar("loopml_run_scope", default=None)
 )
 _last_active_run_id: str | None = None
 _client_cache: dict[str | None, Client] = {}
@@ -209,6 +213,18 @@ def _experiment_id() -> str:
 
 
 # -- runs --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def collect_runs(tags: dict[str, Any] | None = None) -> Iterator[list[str]]:
+    """Tag every run started inside the block with ``tags`` and collect their ids (a pipeline
+    step links the tracking runs it created this way)."""
+    found: list[str] = []
+    token = _run_scope.set(({k: str(v) for k, v in (tags or {}).items()}, found))
+    try:
+        yield found
+    finally:
+        _run_scope.reset(token)
+
+
 def start_run(
     run_id: str | None = None,
     experiment_id: str | None = None,
@@ -235,10 +251,12 @@ def start_run(
         run = client.get_run(run_id)
     else:
         parent = parent_run_id or (stack[-1].info.run_id if stack and nested else None)
+        scope = _run_scope.get()
         all_tags = {
             "mlflow.user": _user(),
             "mlflow.source.name": _source_name(),
             "mlflow.source.type": "LOCAL",
+            **(scope[0] if scope else {}),
             **{k: str(v) for k, v in (tags or {}).items()},
         }
         if description is not None:
@@ -252,6 +270,9 @@ def start_run(
             user_id=all_tags["mlflow.user"],
         )
     active = ActiveRun(run)
+    scope = _run_scope.get()
+    if scope is not None and run_id is None:
+        scope[1].append(run.info.run_id)
     _run_stack.set((*stack, active))
     _last_active_run_id = run.info.run_id
     return active
