@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from loopml.cli import _abtest, _data, _deploy, _features, _models, _monitor  # noqa: F401
+from loopml.cli import (  # noqa: F401
+    _abtest,
+    _data,
+    _deploy,
+    _features,
+    _models,
+    _monitor,
+    _pipelines,
+)
 from loopml.cli._main import cli, main
 
 __all__ = ["cli", "main"]

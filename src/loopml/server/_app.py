@@ -48,6 +48,7 @@ def create_app(
     from loopml.abtest import SqlExperimentStore
     from loopml.data import SqlDatasetStore
     from loopml.monitoring import SqlMonitorStore
+    from loopml.pipelines import SqlPipelineStore
     from loopml.server._abtest_api import router as abtest_router
     from loopml.server._data_api import router as datasets_router
     from loopml.server._deploy_api import router as deployments_router
@@ -57,6 +58,7 @@ def create_app(
     from loopml.server._mlflow_api import router as mlflow_tracking_router
     from loopml.server._mlflow_registry_api import router as mlflow_registry_router
     from loopml.server._monitoring_api import router as monitoring_router
+    from loopml.server._pipelines_api import router as pipelines_router
     from loopml.server._registry_api import router as registry_router
     from loopml.server._tracking_api import router as tracking_router
     from loopml.serving import get_deployment_store
@@ -107,6 +109,12 @@ def create_app(
     app.include_router(monitoring_router)
     app.state.experiment_store = SqlExperimentStore(store.db, workspace=settings.workspace)
     app.include_router(abtest_router)
+    app.state.pipeline_store = SqlPipelineStore(
+        store.db,
+        workspace=settings.workspace,
+        artifact_uri=artifact_uri or settings.resolved_artifact_uri,
+    )
+    app.include_router(pipelines_router)
     app.state.mlflow_artifacts = ArtifactUris(store.artifact_root)
     include_twice(app, mlflow_tracking_router, tag="mlflow")
     include_twice(app, mlflow_registry_router, tag="mlflow registry")
