@@ -11,18 +11,23 @@ import steps_for_tests as sft
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local Ray whose workers count calls in a folder of this test's own."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
+    counts = tmp_path_factory.mktemp("ray-counts")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"COUNTS": str(counts)}},
+    )
+    yield counts
     ray.shutdown()
 
 
-def test_a_pipeline_runs_on_ray(
-    local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("COUNTS", str(tmp_path / "counts"))
+def test_a_pipeline_runs_on_ray(local_ray: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COUNTS", str(local_ray))
     run = sft.where.run(executor="ray")
     assert run.executor == "ray" and run.result != os.getpid()
     run = sft.training.run(n=160, executor="ray")
