@@ -11,6 +11,7 @@ import loopml
 import loopml.cli
 import loopml.data
 import loopml.features
+import loopml.gates
 import loopml.models
 import loopml.registry
 import loopml.server
@@ -49,6 +50,7 @@ LAYERS = {
         loopml.tracking,
         loopml.data,
         loopml.features,
+        loopml.gates,
         loopml.registry,
         loopml.models,
         loopml.store,

@@ -7,6 +7,7 @@ from loopml.cli import (  # noqa: F401
     _data,
     _deploy,
     _features,
+    _gates,
     _models,
     _monitor,
     _pipelines,
