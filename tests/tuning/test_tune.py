@@ -100,6 +100,7 @@ def test_a_failing_objective_fails_its_trial_and_the_parent() -> None:
         ({"n_trials": 2, "search_space": {"x": ("float", 5, 1)}}, "low must be below high"),
         ({"n_trials": 2, "search_space": {"x": {"low": 1}}}, "search_space.x"),
         ({"n_trials": 2, "sampler": "grid", "search_space": {"x": ("int", 0, 3)}}, "grid"),
+        ({"n_trials": 2, "executor": "dask"}, "executor must be"),
     ],
 )
 def test_bad_inputs(kwargs: dict, message: str) -> None:

@@ -11,6 +11,7 @@ from loopml.cli import (  # noqa: F401
     _models,
     _monitor,
     _pipelines,
+    _tuning,
 )
 from loopml.cli._main import cli, main
 

@@ -10,7 +10,10 @@ database URL, e.g. the PostgreSQL loopml uses) so several processes add trials t
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +103,7 @@ def tune(
     run_name: str | None = None,
     metric_name: str = "value",
     importances: bool = True,
+    executor: str | None = None,
 ) -> TuneResult:
     """Run an Optuna study with every trial tracked as a child run of one parent run.
 
@@ -108,10 +112,12 @@ def tune(
     called as ``objective(params)``. It returns a number (or one per direction). The parent run
     is the active run if there is one, else a new run named ``run_name``. ``importances``:
     log Optuna's parameter importances on the parent (its first use in a process imports
-    scikit-learn, about a second, once).
+    scikit-learn, about a second, once). ``executor="ray"`` (or ``"ray://host:port"``) runs
+    the trials in ``n_jobs`` Ray tasks (default: one per Ray CPU) sharing the study through
+    ``storage`` (default: an Optuna journal file under the loopml home, which needs the
+    workers on this machine or a shared folder).
     """
     import loopml.tracking as lt
-    from loopml.tracking import Metric, Param, RunBatch, RunTag
 
     optuna = _optuna()
     if n_trials is None and timeout is None:
@@ -122,35 +128,119 @@ def tune(
         raise InvalidInput("n_trials must be a positive integer")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise InvalidInput("n_jobs must be a positive integer (or -1)")
+    if executor is not None and not (
+        executor == "threads" or executor == "ray" or executor.startswith("ray://")
+    ):
+        raise InvalidInput("executor must be threads, ray or ray://host:port")
     dirs = list(directions) if directions is not None else [direction]
     if not dirs or any(d not in ("minimize", "maximize") for d in dirs):
         raise InvalidInput("direction(s) must be 'minimize' or 'maximize'")
     if search_space is not None and not isinstance(search_space, Mapping):
         raise InvalidInput("search_space must map parameter names to ranges or choices")
     chosen = _sampler(optuna, sampler, seed, search_space)
-    store = lt.get_store()
     own = lt.active_run() is None
     parent = lt.start_run(run_name=run_name or study_name) if own else lt.active_run()
     assert parent is not None
     parent_id = parent.info.run_id
     experiment_id = parent.info.experiment_id
-    run_ids: dict[int, str] = {}
 
-    def tracked(trial: Any) -> Any:
+    tracked = _Tracked(objective, search_space, experiment_id, parent_id, metric_name)
+    try:
+        if executor in (None, "threads"):
+            study = optuna.create_study(
+                study_name=study_name,
+                storage=storage,
+                sampler=chosen,
+                pruner=pruner,
+                directions=dirs,
+                load_if_exists=storage is not None,
+            )
+            study.optimize(tracked, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs)
+            run_ids = tracked.run_ids
+        else:
+            study = _on_ray(
+                optuna,
+                executor,
+                tracked,
+                study_name=study_name or f"loopml-{parent_id}",
+                storage=storage,
+                sampler=sampler,
+                seed=seed,
+                space=search_space,
+                pruner=pruner,
+                directions=dirs,
+                n_trials=n_trials,
+                timeout=timeout,
+                n_jobs=n_jobs,
+            )
+            run_ids = {
+                t.number: str(t.user_attrs["loopml.run_id"])
+                for t in study.trials
+                if "loopml.run_id" in t.user_attrs
+            }
+        result = _summarise(optuna, study, parent_id, run_ids, metric_name, len(dirs), importances)
+    except BaseException:
+        if own:
+            lt.end_run("FAILED")
+        raise
+    if own:
+        lt.end_run()
+    return result
+
+
+class _Tracked:
+    """The objective wrapped so that every trial is a child run (picklable, for Ray)."""
+
+    def __init__(
+        self,
+        objective: Callable[..., Any],
+        search_space: Mapping[str, Any] | None,
+        experiment_id: str,
+        parent_id: str,
+        metric_name: str,
+        tracking_uri: str | None = None,
+    ) -> None:
+        self.objective, self.search_space = objective, search_space
+        self.experiment_id, self.parent_id = experiment_id, parent_id
+        self.metric_name = metric_name
+        self.tracking_uri = tracking_uri
+        self.run_ids: dict[int, str] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        import loopml.tracking as lt
+
+        state = {**self.__dict__, "run_ids": {}, "tracking_uri": lt.get_tracking_uri()}
+        ref = _reference(self.objective)
+        if ref is not None:  # a module function travels by name, imported where it runs
+            state["objective"] = ref
+        return state
+
+    def __call__(self, trial: Any) -> Any:
+        import loopml.tracking as lt
+        from loopml.tracking import Metric, Param, RunBatch, RunTag
+
+        optuna = _optuna()
+        if isinstance(self.objective, tuple):
+            self.objective = _resolve(*self.objective)
+        if self.tracking_uri and lt.get_tracking_uri() != self.tracking_uri:
+            lt.set_tracking_uri(self.tracking_uri)  # a Ray worker
+        store = lt.get_store()
+        parent_id = self.parent_id
         child = store.create_run(
-            experiment_id,
+            self.experiment_id,
             run_name=f"trial-{trial.number}",
             parent_run_id=parent_id,
             tags={"mlflow.parentRunId": parent_id, "loopml.trial": str(trial.number)},
         )
-        run_ids[trial.number] = child.info.run_id
+        self.run_ids[trial.number] = child.info.run_id
+        trial.set_user_attr("loopml.run_id", child.info.run_id)
         status, values = "FAILED", None
         try:
-            if search_space is not None:
-                params = {k: _suggest(trial, k, v) for k, v in search_space.items()}
-                values = objective(params)
+            if self.search_space is not None:
+                params = {k: _suggest(trial, k, v) for k, v in self.search_space.items()}
+                values = self.objective(params)
             else:
-                values = objective(trial)
+                values = self.objective(trial)
             status = "FINISHED"
             return values
         except optuna.TrialPruned:
@@ -161,11 +251,8 @@ def tune(
             metrics = []
             if values is not None:
                 seq = values if isinstance(values, (list, tuple)) else [values]
-                names = (
-                    [metric_name]
-                    if len(seq) == 1
-                    else [f"{metric_name}_{i}" for i in range(len(seq))]
-                )
+                name = self.metric_name
+                names = [name] if len(seq) == 1 else [f"{name}_{i}" for i in range(len(seq))]
                 metrics = [
                     Metric(n, float(v), now, trial.number)
                     for n, v in zip(names, seq, strict=True)
@@ -184,24 +271,117 @@ def tune(
                 ]
             )
 
+
+def _reference(fn: Any) -> tuple[str, str, str] | None:
+    """(module, qualname, folder to import it from) of a module-level function, else None."""
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    qualname = getattr(fn, "__qualname__", "")
+    path = getattr(module, "__file__", None)
+    if module is None or module.__name__ == "__main__" or "<" in qualname or not path:
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    for _ in range(module.__name__.count(".") + (os.path.basename(path) == "__init__.py")):
+        folder = os.path.dirname(folder)
+    return module.__name__, qualname, folder
+
+
+def _resolve(module: str, qualname: str, folder: str) -> Any:
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _storage(optuna: Any, spec: str) -> Any:
+    """An Optuna storage from a database URL or ``journal:<path>``."""
+    if spec.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(spec[len("journal:") :]))
+    return spec
+
+
+def _ray_share(spec: dict[str, Any]) -> int:
+    """One Ray task's part of the study: load it and run its trials."""
+    optuna = _optuna()
+    sampler = _sampler(optuna, spec["sampler"], spec["seed"], spec["space"])
+    study = optuna.load_study(
+        study_name=spec["study_name"],
+        storage=_storage(optuna, spec["storage"]),
+        sampler=sampler,
+        pruner=spec["pruner"],
+    )
+    study.optimize(spec["tracked"], n_trials=spec["n_trials"], timeout=spec["timeout"])
+    return spec["n_trials"] or 0
+
+
+def _on_ray(
+    optuna: Any,
+    executor: str,
+    tracked: _Tracked,
+    *,
+    study_name: str,
+    storage: str | None,
+    sampler: str | Any,
+    seed: int | None,
+    space: Mapping[str, Any] | None,
+    pruner: Any,
+    directions: list[str],
+    n_trials: int | None,
+    timeout: float | None,
+    n_jobs: int,
+) -> Any:
     try:
-        study = optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            sampler=chosen,
-            pruner=pruner,
-            directions=dirs,
-            load_if_exists=storage is not None,
+        import ray
+    except ImportError as exc:
+        raise MissingDependency("executor='ray' needs the [ray] extra") from exc
+    if not ray.is_initialized():
+        address = executor if executor.startswith("ray://") else None
+        kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["include_dashboard"] = False
+        ray.init(**kwargs)
+    if storage is None:
+        from loopml.config import get_settings
+
+        folder = get_settings().home.resolve() / "studies"
+        folder.mkdir(parents=True, exist_ok=True)
+        storage = f"journal:{folder / (study_name + '.log')}"
+    optuna.create_study(  # once, before the workers load it
+        study_name=study_name,
+        storage=_storage(optuna, storage),
+        directions=directions,
+        load_if_exists=True,
+    )
+    workers = n_jobs if n_jobs > 0 else max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if n_trials is not None:
+        workers = min(workers, n_trials)
+        shares = [n_trials // workers + (i < n_trials % workers) for i in range(workers)]
+    else:
+        shares = [None] * workers
+    task = ray.remote(num_cpus=1, max_retries=0)(_ray_share)
+    refs = [
+        task.remote(
+            {
+                "tracked": tracked,
+                "study_name": study_name,
+                "storage": storage,
+                "sampler": sampler,
+                "seed": None if seed is None else seed + i,  # workers must not repeat each other
+                "space": space,
+                "pruner": pruner,
+                "n_trials": share,
+                "timeout": timeout,
+            }
         )
-        study.optimize(tracked, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs)
-        result = _summarise(optuna, study, parent_id, run_ids, metric_name, len(dirs), importances)
-    except BaseException:
-        if own:
-            lt.end_run("FAILED")
-        raise
-    if own:
-        lt.end_run()
-    return result
+        for i, share in enumerate(shares)
+    ]
+    ray.get(refs)
+    return optuna.load_study(study_name=study_name, storage=_storage(optuna, storage))
 
 
 def _summarise(
