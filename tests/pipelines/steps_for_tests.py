@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import time
 from pathlib import Path
@@ -26,6 +27,10 @@ def calls(name: str) -> int:
     """How many times ``bump(name)`` ran."""
     folder = Path(os.environ.get("COUNTS", "counts"))
     return len(list(folder.glob(f"{name}-*")))
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
 
 
 @step

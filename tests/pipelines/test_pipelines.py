@@ -69,12 +69,16 @@ def test_a_step_used_twice_gets_a_second_name() -> None:
 
 
 def test_bad_definitions_are_refused() -> None:
-    with pytest.raises(InvalidInput, match="JSON values"):
+    with pytest.raises(InvalidInput, match="not a JSON value"):
         sft.training.build({"n": object()})
     with pytest.raises(InvalidInput, match="unexpected keyword"):
         sft.training.build({"rows": 5})
-    with pytest.raises(InvalidInput, match="must be finite"):
+    with pytest.raises(InvalidInput, match="finite numbers"):
         sft.training.build({"c": float("nan")})
+    with pytest.raises(InvalidInput, match="finite numbers"):
+        sft.training.build({"c": [1.0, {"deep": float("inf")}]})
+    with pytest.raises(InvalidInput, match="64-bit"):
+        sft.training.build({"n": 2**70})
     with pytest.raises(InvalidInput, match="run with .run"):
         sft.training()
     with pytest.raises(InvalidInput, match="retries"):
@@ -103,8 +107,10 @@ def test_bad_definitions_are_refused() -> None:
     def passes_a_frame():
         return sft.split(pd.DataFrame({"x": [1]}))
 
-    with pytest.raises(InvalidInput, match="argument 'frame' of step 'split'.*DataFrame"):
+    with pytest.raises(InvalidInput, match="argument 'frame' of step 'split' is not a JSON"):
         passes_a_frame.build()
+    with pytest.raises(InvalidInput, match="outputs must be distinct names"):
+        step(outputs=("a.b",))(lambda: 1)
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -228,7 +234,9 @@ def test_a_cache_hit_whose_outputs_are_gone_recomputes(counts: Path) -> None:
     root = Path(get_settings().resolved_artifact_uri)
     shutil.rmtree(root / "pipelines")
     run = sft.training.run(n=100)
-    assert run.cache_hits == [] and sft.calls("make_frame") == 2
+    assert sft.calls("make_frame") == 2 and sft.calls("fit") == 2
+    # score's output lives in the database: with inputs of the same content, it is reused
+    assert run.cache_hits == ["score"]
 
 
 def test_retries_with_backoff_then_success() -> None:
@@ -532,3 +540,183 @@ def test_history_queries_check_their_arguments() -> None:
         list_runs("ghost")
     with pytest.raises(NotFound):
         get_run("f" * 32)
+
+
+# -- what the review of the first version found ---------------------------------------------
+def scaled_by(factor: int) -> Any:
+    @step(name=f"times_{factor}")
+    def times(x: int) -> int:
+        return x * factor
+
+    return times
+
+
+def test_values_a_step_closes_over_are_part_of_its_cache_key() -> None:
+    double, triple = scaled_by(2), scaled_by(3)
+    assert double.function_ref == triple.function_ref
+    assert double.source_hash != triple.source_hash
+    assert scaled_by(2).source_hash == double.source_hash
+
+    @pipeline
+    def doubled():
+        return double(10)
+
+    @pipeline
+    def tripled():
+        return triple(10)
+
+    assert doubled.run().result == 20
+    run = tripled.run()
+    assert run.result == 30 and run.cache_hits == []
+
+
+def test_source_hashes_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "seeded.py").write_text(
+        "from loopml.pipelines import step\n\n"
+        "@step\ndef pick(x: str) -> bool:\n    return x in {'a', 'b', 'c', 'd'}\n"
+    )
+    code = "import seeded; print(seeded.pick.source_hash)"
+    hashes = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(hashes) == 1
+
+
+def test_outputs_come_back_as_they_were_returned() -> None:
+    @step(outputs=("tail", "int_columns", "mixed", "level", "nested"))
+    def produce():
+        frame = pd.DataFrame({"x": range(10)})
+        return (
+            frame.iloc[6:],
+            pd.DataFrame({0: [1, 2], 1: [3, 4]}),
+            pd.DataFrame({"m": [1, "a", 2.5]}),
+            sft.Level.HIGH,
+            {"t": (1, 2)},
+        )
+
+    @step
+    def check(tail, int_columns, mixed, level, nested) -> list:
+        return [
+            tail.index.tolist(),
+            list(int_columns.columns),
+            mixed["m"].tolist(),
+            type(level).__name__,
+            type(nested["t"]).__name__,
+        ]
+
+    @pipeline
+    def round_trip():
+        return check(*produce())
+
+    run = round_trip.run()
+    assert run.result == [[6, 7, 8, 9], [0, 1], [1, "a", 2.5], "Level", "tuple"]
+    kinds = {k: v["kind"] for k, v in run.steps["produce"].outputs.items()}
+    assert kinds == {
+        "tail": "dataframe",
+        "int_columns": "pickle",
+        "mixed": "pickle",
+        "level": "pickle",
+        "nested": "pickle",
+    }
+
+
+@step
+def exits() -> int:
+    raise SystemExit(3)
+
+
+@step(retries=2, retry_delay=0.01)
+def leaves_a_run_open(flag: str) -> str:
+    loopml.start_run(run_name="left-open")
+    if not Path(flag).exists():
+        Path(flag).touch()
+        raise RuntimeError("first attempt fails with its run still active")
+    return "second attempt"
+
+
+def test_a_step_cannot_exit_the_process_or_leak_its_tracking_run(tmp_path: Path) -> None:
+    @pipeline
+    def exiting():
+        return exits()
+
+    run = exiting.run(raise_on_failure=False)
+    assert run.status == "FAILED" and "SystemExit: 3" in run.steps["exits"].error
+
+    @pipeline
+    def leaking(flag: str):
+        return leaves_a_run_open(flag)
+
+    run = leaking.run(flag=str(tmp_path / "flag"))
+    assert run.result == "second attempt" and run.steps["leaves_a_run_open"].attempts == 2
+    tracked = loopml.search_runs(filter_string="tags.`loopml.pipeline.step` = 'leaves_a_run_open'")
+    assert sorted(tracked["status"]) == ["FAILED", "FINISHED"]
+    assert loopml.active_run() is None
+
+
+def test_a_timeout_counts_from_the_start_of_the_attempt() -> None:
+    waiting = sft.slow.options(name="second", timeout=1.5)
+
+    @pipeline
+    def queued_behind():
+        return [sft.slow.options(name="first")(0.8), waiting(0.1)]
+
+    run = queued_behind.run(max_workers=1)  # the second waits for the only slot
+    assert run.status == "SUCCEEDED", run.error
+
+
+def test_a_file_pipeline_is_the_same_module_in_every_process(tmp_path: Path) -> None:
+    source = tmp_path / "fileflow.py"
+    source.write_text(
+        "from loopml.pipelines import pipeline, step\n\n"
+        "@step\ndef answer(x: int) -> int:\n    return x * 2\n\n"
+        "@pipeline(name='file-flow-2')\ndef flow(x: int = 21):\n    return answer(x)\n"
+    )
+    pipe = load_pipeline(f"{source}:flow")
+    first = pipe.run(executor="processes")
+    assert first.result == 42 and first.steps["answer"].status == "SUCCEEDED"
+    again = run_pipeline("file-flow-2")
+    assert again.cache_hits == ["answer"]
+    (info,) = [p for p in list_pipelines() if p.name == "file-flow-2"]
+    assert info.target == f"{source}:flow"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "fileflow.py").write_text("x = 1\n")
+    with pytest.raises(InvalidInput, match="another module has that name"):
+        load_pipeline(f"{tmp_path / 'other' / 'fileflow.py'}:flow")
+
+
+def test_cached_from_names_the_run_that_computed() -> None:
+    first = sft.training.run(n=90)
+    sft.training.run(n=90)
+    third = sft.training.run(n=90)
+    assert {s.cached_from for s in third.steps.values()} == {first.run_id}
+
+
+def test_abandoned_runs_are_failed_and_can_be_resumed() -> None:
+    store = get_pipeline_store()
+    register_pipeline(sft.training)
+    run_id = enqueue_run("training", {"n": 60})
+    assert store.claim_queued("gone-worker", limit=1) == [(run_id, "training")]
+    assert store.reap(int(time.time() * 1000) - 60_000) == []  # still beating
+    assert store.reap(int(time.time() * 1000) + 1) == [run_id]
+    dead = get_run(run_id)
+    assert dead.status == "FAILED" and "gone-worker" in dead.error
+    resumed = sft.training.resume(run_id, n=60)
+    assert resumed.status == "SUCCEEDED" and resumed.resumed_from == run_id
+
+
+def test_cron_expressions_that_never_fire_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="never matches"):
+        next_time("0 0 30 2 *", 0)
+    with pytest.raises(InvalidInput, match="not a cron expression"):
+        next_time("* * * * * *", 0)

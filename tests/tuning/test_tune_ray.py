@@ -37,6 +37,15 @@ def test_trials_run_on_ray_workers(local_ray: None) -> None:
     assert best.data.tags["mlflow.parentRunId"] == result.parent_run_id
     assert best.data.metrics["value"] == pytest.approx(result.best_value)
     assert set(best.data.params) == {"x", "y"}
+    # the same study name again starts afresh (the default journal is per call)
+    again = loopml.tune(
+        objectives_for_tests.quadratic, n_trials=4, n_jobs=2, executor="ray", study_name="s"
+    )
+    twice = loopml.tune(
+        objectives_for_tests.quadratic, n_trials=4, n_jobs=2, executor="ray", study_name="s"
+    )
+    assert len(again.study.trials) == len(twice.study.trials) == 4
+    assert not set(again.trial_run_ids.values()) & set(twice.trial_run_ids.values())
 
 
 def test_the_tune_command(tmp_path: Path, loopml_cmd: list[str]) -> None:

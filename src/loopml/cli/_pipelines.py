@@ -302,13 +302,19 @@ def scheduler(once: bool, interval: float, executor: str | None, imports: tuple[
         console.print(f"scheduler {engine.worker}: ticking every {interval:g} s (Ctrl+C stops)")
     try:
         while True:
-            for run in engine.tick():
-                console.print(f"{run.pipeline} run {run.run_id} ({run.trigger}): {run.status}")
+            try:
+                for run in engine.tick():
+                    console.print(f"{run.pipeline} run {run.run_id} ({run.trigger}): {run.status}")
+            except Exception as exc:  # noqa: BLE001 - a database outage must not stop the loop
+                click.echo(f"error: tick failed: {exc}", err=True)
+                if once:
+                    sys.exit(1)
             if once:
                 return
             time.sleep(interval)
     except KeyboardInterrupt:
         console.print("scheduler stopped")
+        sys.exit(130)
 
 
 def _import_file(path: str) -> None:

@@ -42,6 +42,14 @@ class _Router(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    def fileno(self) -> int:
+        """The real stream's descriptor (a subprocess given it writes there, uncaptured)."""
+        return self.original.fileno()
+
+    @property
+    def buffer(self) -> Any:
+        return getattr(self.original, "buffer", None)
+
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.original, "encoding", "utf-8")
@@ -50,11 +58,18 @@ class _Router(io.TextIOBase):
 class _Handler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         buffer: io.StringIO | None = getattr(_local, "buffer", None)
-        if buffer is not None:
-            try:
-                buffer.write(self.format(record) + "\n")
-            except Exception:  # noqa: BLE001 - logging must never break the step
-                self.handleError(record)
+        if buffer is None:
+            # our handler on the root logger switches off logging's last resort: stand in for
+            # it when nothing else would print the record
+            root = logging.getLogger()
+            last = logging.lastResort
+            if last is not None and record.levelno >= last.level and root.handlers == [self]:
+                last.handle(record)
+            return
+        try:
+            buffer.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never break the step
+            self.handleError(record)
 
 
 _handler = _Handler()

@@ -30,6 +30,7 @@ from loopml.errors import InvalidInput
 __all__ = ["DAG", "Pipeline", "Step", "StepNode", "StepOutput", "pipeline", "step"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,254}$")
+_OUTPUT = re.compile(r"^[A-Za-z0-9][\w-]{0,254}$")  # no dots: outputs are named "step.output"
 SINGLE = "output"  # the output name of a step with one output
 _building = threading.local()
 _registry: dict[str, Pipeline] = {}
@@ -141,16 +142,18 @@ class _Builder:
 
 
 def _json_param(value: Any, what: str) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput(f"{what} must be finite")
     try:
         text = orjson.dumps(value)
-    except TypeError:
+    except TypeError as exc:
         raise InvalidInput(
-            f"{what} is a {type(value).__name__}: parameters must be JSON values; "
-            "pass data from a step's output instead"
+            f"{what} is not a JSON value ({exc}); pass data from a step's output instead"
         ) from None
-    return orjson.loads(text)
+    loaded = orjson.loads(text)
+    if loaded != value:  # NaN, infinities (orjson writes null), tuples, subclasses
+        raise InvalidInput(
+            f"{what} must be made of JSON values (finite numbers, strings, lists, objects)"
+        )
+    return loaded
 
 
 @contextmanager
@@ -189,7 +192,7 @@ class Step:
             raise InvalidInput(f"step name {self.name!r} must be letters, digits, '_', '.', '-'")
         outs = tuple(outputs) if outputs else (SINGLE,)
         if len(set(outs)) != len(outs) or not all(
-            isinstance(o, str) and _NAME.match(o) for o in outs
+            isinstance(o, str) and _OUTPUT.match(o) for o in outs
         ):
             raise InvalidInput(f"step {self.name!r}: outputs must be distinct names")
         self.outputs = outs
@@ -230,6 +233,14 @@ class Step:
         code = getattr(self.fn, "__code__", None)
         if code is not None:
             _fingerprint(code, digest)
+        # values the function closes over and its defaults change what it computes too
+        for cell in getattr(self.fn, "__closure__", None) or ():
+            try:
+                _value_fingerprint(cell.cell_contents, digest)
+            except ValueError:  # an empty cell
+                digest.update(b"<empty>")
+        _value_fingerprint(getattr(self.fn, "__defaults__", None), digest)
+        _value_fingerprint(getattr(self.fn, "__kwdefaults__", None), digest)
         digest.update(b"\0" + (self.version or "").encode())
         return digest.hexdigest()
 
@@ -370,8 +381,31 @@ def _fingerprint(code: types.CodeType, digest: Any) -> None:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _fingerprint(const, digest)
+        elif isinstance(const, frozenset):  # its repr's order depends on the hash seed
+            digest.update(repr(sorted(repr(c) for c in const)).encode())
         else:
             digest.update(repr(const).encode())
+
+
+def _value_fingerprint(value: Any, digest: Any) -> None:
+    """Feed a closed-over value or default to ``digest``: JSON, code, or pickled bytes; a value
+    that cannot be pickled gets a fresh random token (the step is then never a cache hit)."""
+    import pickle
+    import uuid
+
+    code = getattr(value, "__code__", None)
+    if isinstance(code, types.CodeType):
+        _fingerprint(code, digest)
+        return
+    try:
+        digest.update(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+        return
+    except TypeError:
+        pass
+    try:
+        digest.update(pickle.dumps(value, protocol=5))
+    except Exception:  # noqa: BLE001 - unpicklable: never reuse a result computed with it
+        digest.update(uuid.uuid4().bytes)
 
 
 def _leaves(value: Any) -> Iterator[Any]:

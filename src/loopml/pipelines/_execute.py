@@ -4,6 +4,7 @@ captured and the tracking runs it starts tagged and collected, store the outputs
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import sys
 import time
@@ -77,7 +78,12 @@ def _split(value: Any, names: tuple[str, ...], step: str) -> dict[str, Any]:
 
 
 def execute_step(task: StepTask) -> StepResult:
-    """Run one attempt; never raises (an error is part of the result)."""
+    """Run one attempt in a fresh context (no tracking run of another step is active); never
+    raises (an error, ``SystemExit`` included, is part of the result)."""
+    return contextvars.Context().run(_attempt, task)
+
+
+def _attempt(task: StepTask) -> StepResult:
     from loopml.pipelines._capture import capture
     from loopml.pipelines._values import load_value, save_value
 
@@ -101,15 +107,17 @@ def execute_step(task: StepTask) -> StepResult:
                 "loopml.pipeline.step": task.step,
             }
             with tracking.collect_runs(tags) as runs:
-                value = fn(**kwargs)
+                try:
+                    value = fn(**kwargs)
+                finally:
+                    while tracking.active_run() is not None:  # runs the step left open
+                        tracking.end_run("FAILED" if sys.exc_info()[0] else "FINISHED")
             outputs = _split(value, task.outputs, task.step)
             result.outputs = {
                 name: save_value(v, store, f"{task.prefix}/{name}") for name, v in outputs.items()
             }
             result.ok = True
         except BaseException as exc:  # noqa: BLE001 - reported, and retried by the runner
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and task.fn is not None:
-                raise
             result.error = "".join(traceback.format_exception(exc)).rstrip()
             print(result.error, file=sys.stderr)
     result.logs = logs[0] if logs else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -43,31 +44,45 @@ def _default_workers(threads: bool = False) -> int:
     return min(32, cores + 4) if threads else cores
 
 
+def mark_started(future: Future[StepResult]) -> None:
+    """Record when an attempt really began (its timeout counts from there)."""
+    future.loopml_started = time.monotonic()  # type: ignore[attr-defined]
+
+
 class ThreadExecutor:
-    """Attempts in a pool of threads of this process."""
+    """Attempts on daemon threads of this process, at most ``max_workers`` at a time (a
+    timed-out step that never returns does not keep the process from exiting)."""
 
     name = "threads"
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self._pool = ThreadPoolExecutor(
-            max_workers or _default_workers(threads=True), thread_name_prefix="loopml-step"
-        )
+        self._slots = threading.Semaphore(max_workers or _default_workers(threads=True))
 
     def submit(self, task: StepTask) -> Future[StepResult]:
-        """Run ``task`` on a pool thread."""
-        return self._pool.submit(execute_step, task)
+        """Run ``task`` on a new daemon thread once a slot is free."""
+        future: Future[StepResult] = Future()
+
+        def work() -> None:
+            with self._slots:
+                if not future.set_running_or_notify_cancel():
+                    return
+                mark_started(future)
+                future.set_result(execute_step(task))
+
+        threading.Thread(target=work, name=f"loopml-step-{task.step}", daemon=True).start()
+        return future
 
     def cancel(self, future: Future[StepResult]) -> None:
-        """Threads cannot be stopped: a queued attempt is dropped, a running one abandoned."""
+        """Threads cannot be stopped: a waiting attempt is dropped, a running one abandoned."""
         future.cancel()
 
     def close(self) -> None:
-        """Let running attempts finish in the background."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to release: attempts still running finish in the background."""
 
 
 def _child(task: StepTask, conn: Any) -> None:
     try:
+        conn.send("started")
         conn.send(execute_step(task))
     finally:
         conn.close()
@@ -111,6 +126,8 @@ class ProcessExecutor:
                 self._procs[id(future)] = proc
             result: StepResult | None = None
             try:
+                if parent.recv() == "started":  # imported and about to run: the clock starts
+                    mark_started(future)
                 result = parent.recv()
             except EOFError:
                 result = None
@@ -173,10 +190,11 @@ class RayExecutor:
     def submit(self, task: StepTask) -> Future[StepResult]:
         """Submit ``task`` as a Ray task."""
         # by name (with the folder to import it from), unless only this process knows it
-        if not task.function.startswith("__main__:"):
+        if not task.function.startswith("__main__:") and "<locals>" not in task.function:
             task = task.without_function()
         ref = self._remote.remote(task)
         future: Future[StepResult] = ref.future()
+        mark_started(future)  # Ray does not say when a task starts: its clock starts here
         self._refs[id(future)] = ref
         future.add_done_callback(lambda f: self._refs.pop(id(f), None))
         return future

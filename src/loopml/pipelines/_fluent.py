@@ -55,24 +55,36 @@ def get_pipeline_store() -> SqlPipelineStore:
 
 
 def _from_file(path: str, attr: str) -> Any:
+    """Import ``attr`` of a Python file as the module named after the file (its folder goes on
+    ``sys.path``), so that other processes import its steps the same way."""
     file = Path(path).resolve()
-    if not file.is_file():
+    if not file.is_file() or file.suffix != ".py":
         raise NotFound(f"no pipeline file {path!r}")
-    name = f"loopml_pipeline_{abs(hash(str(file)))}"
+    name = file.stem
     module = sys.modules.get(name)
-    if module is None:
+    if module is not None:
+        known = getattr(module, "__file__", None)
+        if known is None or Path(known).resolve() != file:
+            raise InvalidInput(
+                f"cannot import {path!r} as module {name!r}: another module has that name"
+            )
+    else:
         spec = importlib.util.spec_from_file_location(name, file)
         if spec is None or spec.loader is None:
             raise InvalidInput(f"cannot import {path!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        sys.path.insert(0, str(file.parent))
+        if str(file.parent) not in sys.path:
+            sys.path.insert(0, str(file.parent))
         try:
             spec.loader.exec_module(module)
         except Exception:
             del sys.modules[name]
             raise
-    return getattr(module, attr, None)
+    found = getattr(module, attr, None)
+    if isinstance(found, Pipeline):
+        found.target = f"{file}:{attr}"  # found again from the file by the scheduler
+    return found
 
 
 def load_pipeline(ref: str | Pipeline, *, store: SqlPipelineStore | None = None) -> Pipeline:
@@ -171,6 +183,7 @@ def run_pipeline(
             raise InvalidInput(f"run {resume} is {previous.status}; only a failed run resumes")
         reuse, reuse_from = previous.steps, resume
     workers = max_workers or get_settings().pipeline_workers or None
+    artifacts = resolve_artifact_store(store.artifact_uri)  # fail before a run is recorded
     runner = make_executor(executor, workers)
     dag_json = dag.to_dict()
     store.save_pipeline(pipe.name, target=pipe.target, description=pipe.description, dag=dag_json)
@@ -192,12 +205,16 @@ def run_pipeline(
             run_id=run_id,
             store=store,
             executor=runner,
-            artifacts=resolve_artifact_store(store.artifact_uri),
+            artifacts=artifacts,
             cache=cache,
             reuse=reuse,
             reuse_from=reuse_from,
             tracking_uri=get_tracking_uri(),
         )
+    except Exception as exc:
+        if store.get_run(run_id).status == RunStatus.RUNNING:  # never left half-recorded
+            store.finish_run(run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         if runner is not executor:
             runner.close()

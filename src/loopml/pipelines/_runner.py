@@ -29,6 +29,7 @@ from loopml.store import ArtifactStore, now_ms
 __all__ = ["CACHE_FORMAT", "cache_key", "execute_dag"]
 
 CACHE_FORMAT = 1
+HEARTBEAT_SECONDS = 10.0  # a running run touches its row this often; see Scheduler.reap
 
 
 def cache_key(node: StepNode, inputs: dict[str, dict[str, Any]]) -> str:
@@ -75,7 +76,8 @@ class _Run:
         self.errors: dict[str, str] = {}
         self.keys: dict[str, str] = {}
         self.inputs: dict[str, dict[str, dict[str, Any]]] = {}
-        self.running: dict[Future[StepResult], tuple[str, float | None]] = {}
+        self.running: dict[Future[StepResult], tuple[str, float | None]] = {}  # -> timeout
+        self.beat = time.monotonic()
         self.waiting: dict[str, float] = {}  # retries: step -> when
 
     # -- steps --------------------------------------------------------------------------------
@@ -155,8 +157,7 @@ class _Run:
             self.attempts[name] = node.step.retries + 1  # retrying cannot help
             self._finished(name, StepResult(ok=False, error=f"{type(exc).__name__}: {exc}"))
             return
-        timeout = node.step.timeout
-        self.running[future] = (name, None if timeout is None else time.monotonic() + timeout)
+        self.running[future] = (name, node.step.timeout)
 
     def _finished(self, name: str, result: StepResult) -> None:
         node = self.dag.nodes[name]
@@ -226,11 +227,24 @@ class _Run:
                 del self.waiting[name]
                 self._submit(name)
 
+    @staticmethod
+    def _deadline(future: Future[StepResult], timeout: float | None) -> float | None:
+        started = getattr(future, "loopml_started", None)  # set when the attempt really began
+        return None if timeout is None or started is None else started + timeout
+
     def _wait(self) -> None:
         now = time.monotonic()
-        moments = [d for _, d in self.running.values() if d is not None]
-        moments += list(self.waiting.values())
-        timeout = max(0.0, min([*moments, now + 1.0]) - now)
+        moments = [self._deadline(f, t) for f, (_, t) in self.running.items()]
+        moments = [m for m in moments if m is not None] + list(self.waiting.values())
+        pending_start = any(
+            t is not None and getattr(f, "loopml_started", None) is None
+            for f, (_, t) in self.running.items()
+        )
+        limit = now + (0.05 if pending_start else 1.0)  # look again soon for a clock to start
+        timeout = max(0.0, min([*moments, limit]) - now)
+        if not self.running:
+            time.sleep(timeout)  # only retries are waiting: wait([]) would return at once
+            return
         done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             name, _ = self.running.pop(future)
@@ -240,15 +254,16 @@ class _Run:
                 result = StepResult(ok=False, error=f"the worker failed: {exc!r}")
             self._finished(name, result)
         now = time.monotonic()
-        for future, (name, deadline) in list(self.running.items()):
+        for future, (name, limit_s) in list(self.running.items()):
+            deadline = self._deadline(future, limit_s)
             if deadline is not None and deadline <= now and not future.done():
                 del self.running[future]
                 self.executor.cancel(future)
-                timeout_s = self.dag.nodes[name].step.timeout
-                self._finished(
-                    name,
-                    StepResult(ok=False, error=f"TimeoutError: timed out after {timeout_s:g} s"),
-                )
+                error = f"TimeoutError: timed out after {limit_s:g} s"
+                self._finished(name, StepResult(ok=False, error=error))
+        if now - self.beat >= HEARTBEAT_SECONDS:
+            self.beat = now
+            self.store.heartbeat(self.run_id)
 
     def execute(self) -> tuple[str, str | None]:
         """Run to the end; returns the run's status and error."""

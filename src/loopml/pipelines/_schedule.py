@@ -27,16 +27,26 @@ from loopml.pipelines._store import SqlPipelineStore
 __all__ = ["Scheduler", "add_schedule", "next_time"]
 
 _log = logging.getLogger("loopml.pipelines.scheduler")
+STALE_SECONDS = 120.0  # a RUNNING run whose heartbeat is older than this was abandoned
 
 
 def next_time(cron: str, after_ms: int) -> int:
     """The first time (ms since the epoch, UTC) strictly after ``after_ms`` matching ``cron``."""
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
-    if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron) > 255:
-        raise InvalidInput(f"{cron!r} is not a cron expression (minute hour day month weekday)")
+    bad = InvalidInput(f"{cron!r} is not a cron expression (minute hour day month weekday)")
+    if not isinstance(cron, str) or len(cron) > 255:
+        raise bad
+    fields = cron.split()
+    if not (len(fields) == 5 or (len(fields) == 1 and cron.startswith("@"))):
+        raise bad
+    if not croniter.is_valid(cron):
+        raise bad
     start = dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC)
-    when = croniter(cron, start).get_next(dt.datetime)
+    try:
+        when = croniter(cron, start).get_next(dt.datetime)
+    except (CroniterError, ValueError):  # valid fields that never match, e.g. 30 February
+        raise InvalidInput(f"{cron!r} never matches a date") from None
     return int(when.timestamp() * 1000)
 
 
@@ -104,7 +114,11 @@ class Scheduler:
         from loopml.pipelines._fluent import load_pipeline, run_pipeline
 
         finished = []
-        for run_id, name in self.store.claim_queued(self.worker):
+        while True:
+            claimed = self.store.claim_queued(self.worker, limit=1)  # one at a time: the rest
+            if not claimed:  # stay queued for other schedulers if this one stops
+                break
+            run_id, name = claimed[0]
             params = self.store.get_run(run_id).params
             try:
                 pipe = self.pipelines.get(name) or load_pipeline(name, store=self.store)
@@ -128,8 +142,14 @@ class Scheduler:
             finished.append(run)
         return finished
 
+    def reap(self, now_ms: int | None = None) -> list[str]:
+        """Fail runs whose worker stopped beating (they can then be resumed)."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return self.store.reap(now - int(STALE_SECONDS * 1000))
+
     def tick(self, now_ms: int | None = None) -> list[PipelineRun]:
-        """Queue due schedules, then run what is queued."""
+        """Fail abandoned runs, queue due schedules, then run what is queued."""
+        self.reap()
         self.queue_due(now_ms)
         return self.start_queued()
 

@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError as SaIntegrityError
 
-from loopml.errors import InvalidInput, NotFound
+from loopml.errors import AlreadyExists, InvalidInput, NotFound
 from loopml.pipelines._entities import (
     PipelineInfo,
     PipelineRun,
@@ -89,6 +90,14 @@ class SqlPipelineStore:
         self, name: str, *, target: str | None, description: str, dag: Mapping[str, Any]
     ) -> None:
         """Record a pipeline (or update its target, description and last DAG)."""
+        try:
+            self._save_pipeline(name, target=target, description=description, dag=dag)
+        except (AlreadyExists, SaIntegrityError):  # another process recorded it first
+            self._save_pipeline(name, target=target, description=description, dag=dag)
+
+    def _save_pipeline(
+        self, name: str, *, target: str | None, description: str, dag: Mapping[str, Any]
+    ) -> None:
         now = now_ms()
         with self.db.write() as conn:
             if (
@@ -198,6 +207,7 @@ class SqlPipelineStore:
                     resumed_from=resumed_from,
                     created_at=now,
                     started_at=now if status == RunStatus.RUNNING else None,
+                    heartbeat_at=now if status == RunStatus.RUNNING else None,
                 )
             )
             self._insert_steps(conn, run_id, steps)
@@ -263,11 +273,75 @@ class SqlPipelineStore:
                         pipeline_runs.c.run_id == row.run_id,
                         pipeline_runs.c.status == RunStatus.QUEUED,
                     )
-                    .values(status=RunStatus.RUNNING, worker=worker[:255], started_at=now_ms())
+                    .values(
+                        status=RunStatus.RUNNING,
+                        worker=worker[:255],
+                        started_at=now_ms(),
+                        heartbeat_at=now_ms(),
+                    )
                 ).rowcount
             if changed == 1:
                 claimed.append((row.run_id, row.name))
         return claimed
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say that the run's worker is alive."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(pipeline_runs)
+                .where(pipeline_runs.c.run_id == run_id)
+                .values(heartbeat_at=now_ms())
+            )
+
+    def reap(self, older_than_ms: int) -> list[str]:
+        """Fail RUNNING runs whose worker stopped (no heartbeat since ``older_than_ms``), and
+        their unfinished steps, so that they can be resumed; returns their ids."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(pipeline_runs.c.run_id, pipeline_runs.c.worker)
+                .join(pipelines, pipelines.c.pipeline_id == pipeline_runs.c.pipeline_id)
+                .where(
+                    pipelines.c.workspace == self.workspace,
+                    pipeline_runs.c.status == RunStatus.RUNNING,
+                    func.coalesce(pipeline_runs.c.heartbeat_at, pipeline_runs.c.created_at)
+                    < older_than_ms,
+                )
+            ).all()
+        reaped = []
+        for row in rows:
+            error = f"abandoned: its worker ({row.worker or 'unknown'}) stopped"
+            with self.db.write() as conn:
+                changed = conn.execute(
+                    update(pipeline_runs)
+                    .where(
+                        pipeline_runs.c.run_id == row.run_id,
+                        pipeline_runs.c.status == RunStatus.RUNNING,
+                        func.coalesce(pipeline_runs.c.heartbeat_at, pipeline_runs.c.created_at)
+                        < older_than_ms,
+                    )
+                    .values(status=RunStatus.FAILED, error=error, ended_at=now_ms())
+                ).rowcount
+                if changed == 1:
+                    conn.execute(
+                        update(pipeline_step_runs)
+                        .where(
+                            pipeline_step_runs.c.run_id == row.run_id,
+                            pipeline_step_runs.c.status.not_in(StepStatus.FINAL),
+                        )
+                        .values(status=StepStatus.FAILED, error=error, ended_at=now_ms())
+                    )
+                    reaped.append(row.run_id)
+        return reaped
+
+    def requeue(self, run_ids: Sequence[str]) -> None:
+        """Put claimed runs that never started back in the queue."""
+        with self.db.write() as conn:
+            for run_id in run_ids:
+                conn.execute(
+                    update(pipeline_runs)
+                    .where(pipeline_runs.c.run_id == run_id)
+                    .values(status=RunStatus.QUEUED, worker=None, started_at=None)
+                )
 
     def update_step(self, run_id: str, step: str, **fields: Any) -> None:
         """Change a step run's recorded state."""
@@ -392,7 +466,12 @@ class SqlPipelineStore:
         """The newest succeeded step run with this cache key: (run id, outputs)."""
         with self.db.read() as conn:
             row = conn.execute(
-                select(pipeline_step_runs.c.run_id, pipeline_step_runs.c.outputs)
+                select(
+                    func.coalesce(
+                        pipeline_step_runs.c.cached_from, pipeline_step_runs.c.run_id
+                    ).label("source"),
+                    pipeline_step_runs.c.outputs,
+                )
                 .join(pipeline_runs, pipeline_runs.c.run_id == pipeline_step_runs.c.run_id)
                 .join(pipelines, pipelines.c.pipeline_id == pipeline_runs.c.pipeline_id)
                 .where(
@@ -405,7 +484,7 @@ class SqlPipelineStore:
             ).first()
         if row is None:
             return None
-        return row.run_id, orjson.loads(row.outputs)
+        return row.source, orjson.loads(row.outputs)
 
     # -- schedules ----------------------------------------------------------------------------
     def add_schedule(

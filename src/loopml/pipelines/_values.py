@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import pickle
 import tempfile
 from pathlib import Path
@@ -38,13 +39,45 @@ def _is_model(value: Any) -> bool:
     return root in _MODEL_LIBRARIES and hasattr(value, "predict")
 
 
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _plain_json(value: Any, depth: int = 0) -> bool:
+    """Exactly JSON types (no subclasses: an IntEnum or a defaultdict would come back changed),
+    string keys, finite numbers."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return kind is not float or math.isfinite(value)
+    if depth > 64:
+        return False
+    if kind is list:
+        return all(_plain_json(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _json_bytes(value: Any) -> bytes | None:
-    if not isinstance(value, (type(None), bool, int, float, str, list, dict)):
+    if not _plain_json(value):
         return None
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
+    except TypeError:  # an integer beyond 64 bits
         return None
+
+
+def _parquet(frame: Any) -> bytes | None:
+    """A DataFrame as Parquet (its index kept), or None when Parquet cannot hold it exactly."""
+    import pyarrow as pa
+
+    if not all(type(c) is str for c in frame.columns) or frame.columns.has_duplicates:
+        return None
+    buf = io.BytesIO()
+    try:
+        frame.to_parquet(buf, index=None)
+    except (pa.ArrowException, ValueError, TypeError):
+        return None  # mixed-type object columns and the like: pickled instead
+    return buf.getvalue()
 
 
 def save_value(value: Any, store: ArtifactStore, path: str) -> dict[str, Any]:
@@ -53,25 +86,20 @@ def save_value(value: Any, store: ArtifactStore, path: str) -> dict[str, Any]:
     import pandas as pd
 
     text = _json_bytes(value)
-    if text is not None and orjson.loads(text) == value:  # NaN and int keys are not JSON
+    if text is not None:
         if len(text) <= INLINE_LIMIT:
             return {"kind": "json", "value": orjson.loads(text), "hash": _sha(text)}
         store.put_bytes(text, f"{path}/value.json")
         return {"kind": "json_file", "uri": f"{path}/value.json", "hash": _sha(text)}
-    if isinstance(value, pd.DataFrame):
-        buf = io.BytesIO()
-        frame = value
-        if not all(isinstance(c, str) for c in frame.columns):
-            frame = frame.rename(columns=str)
-        frame.to_parquet(buf, index=not isinstance(frame.index, pd.RangeIndex))
-        data = buf.getvalue()
+    data = _parquet(value) if type(value) is pd.DataFrame else None
+    if data is not None:
         store.put_bytes(data, f"{path}/data.parquet")
         return {
             "kind": "dataframe",
             "uri": f"{path}/data.parquet",
             "hash": _sha(data),
-            "rows": len(frame),
-            "columns": [str(c) for c in frame.columns][:100],
+            "rows": len(value),
+            "columns": [str(c) for c in value.columns][:100],
         }
     if isinstance(value, np.ndarray) and value.dtype != object:
         buf = io.BytesIO()
@@ -86,8 +114,13 @@ def save_value(value: Any, store: ArtifactStore, path: str) -> dict[str, Any]:
             folder = Path(tmp) / "model"
             save_model(value, folder, onnx=False)
             digest = manifest_digest(folder)
+            manifest = orjson.loads((folder / "loopml-model.json").read_bytes())
             store.put_dir(folder, f"{path}/model")
-        return {"kind": "model", "uri": f"{path}/model", "hash": digest}
+        # the cache sees the model's own files; the manifest (with its save time) is verified
+        files = manifest.get("files", {})
+        own = {f: files.get(f) for f in manifest.get("model", {}).get("files", sorted(files))}
+        content = _sha(orjson.dumps(own, option=orjson.OPT_SORT_KEYS))
+        return {"kind": "model", "uri": f"{path}/model", "hash": content, "digest": digest}
     try:
         data = pickle.dumps(value, protocol=5)
     except Exception as exc:  # noqa: BLE001 - any pickling failure is the step's bad output
@@ -130,7 +163,7 @@ def load_value(ref: dict[str, Any], store: ArtifactStore) -> Any:
 
         with tempfile.TemporaryDirectory() as tmp:
             store.get_dir(uri, tmp)
-            if _digest(tmp) != ref["hash"]:
+            if _digest(tmp) != ref.get("digest", ref["hash"]):
                 raise InvalidInput(f"the stored model at {uri} does not match its recorded hash")
             return load_model(tmp, flavor="native", trusted=True)
     if kind == "pickle":

@@ -689,6 +689,7 @@ class PipelineRun(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_pipeline_runs_pipeline", "pipeline_id", "created_at"),
         Index("ix_pipeline_runs_status", "status"),

@@ -113,7 +113,7 @@ def tune(
     is the active run if there is one, else a new run named ``run_name``. ``importances``:
     log Optuna's parameter importances on the parent (its first use in a process imports
     scikit-learn, about a second, once). ``executor="ray"`` (or ``"ray://host:port"``) runs
-    the trials in ``n_jobs`` Ray tasks (default: one per Ray CPU) sharing the study through
+    the trials in ``n_jobs`` Ray tasks (``-1``: one per Ray CPU) sharing the study through
     ``storage`` (default: an Optuna journal file under the loopml home, which needs the
     workers on this machine or a shared folder).
     """
@@ -176,7 +176,7 @@ def tune(
             run_ids = {
                 t.number: str(t.user_attrs["loopml.run_id"])
                 for t in study.trials
-                if "loopml.run_id" in t.user_attrs
+                if t.user_attrs.get("loopml.parent_run_id") == parent_id
             }
         result = _summarise(optuna, study, parent_id, run_ids, metric_name, len(dirs), importances)
     except BaseException:
@@ -234,6 +234,7 @@ class _Tracked:
         )
         self.run_ids[trial.number] = child.info.run_id
         trial.set_user_attr("loopml.run_id", child.info.run_id)
+        trial.set_user_attr("loopml.parent_run_id", parent_id)
         status, values = "FAILED", None
         try:
             if self.search_space is not None:
@@ -307,6 +308,8 @@ def _ray_share(spec: dict[str, Any]) -> int:
     """One Ray task's part of the study: load it and run its trials."""
     optuna = _optuna()
     sampler = _sampler(optuna, spec["sampler"], spec["seed"], spec["space"])
+    if not isinstance(spec["sampler"], str):
+        sampler.reseed_rng()  # a copied sampler object would repeat the others' points
     study = optuna.load_study(
         study_name=spec["study_name"],
         storage=_storage(optuna, spec["storage"]),
@@ -350,7 +353,7 @@ def _on_ray(
 
         folder = get_settings().home.resolve() / "studies"
         folder.mkdir(parents=True, exist_ok=True)
-        storage = f"journal:{folder / (study_name + '.log')}"
+        storage = f"journal:{folder / (study_name + '-' + tracked.parent_id + '.log')}"
     optuna.create_study(  # once, before the workers load it
         study_name=study_name,
         storage=_storage(optuna, storage),
@@ -380,7 +383,15 @@ def _on_ray(
         )
         for i, share in enumerate(shares)
     ]
-    ray.get(refs)
+    pending = list(refs)
+    while pending:  # the first failing task stops the others
+        done, pending = ray.wait(pending, num_returns=1)
+        try:
+            ray.get(done[0])
+        except Exception:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
     return optuna.load_study(study_name=study_name, storage=_storage(optuna, storage))
 
 

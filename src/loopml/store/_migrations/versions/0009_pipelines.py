@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("started_at", sa.BigInteger(), nullable=True),
         sa.Column("ended_at", sa.BigInteger(), nullable=True),
+        sa.Column("heartbeat_at", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["pipeline_id"], ["pipelines.pipeline_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id"),
     )
