@@ -76,6 +76,21 @@ def test_allocation_excludes_units_without_moving_the_split() -> None:
     assert all(full.assign(f"u{i}") == g for i, g in enumerate(got) if g is not None)
 
 
+def _append(log: PredictionLog, unit: str, variant: str | None, output: int, at: float) -> str:
+    """Log one prediction of deployment ``fraud`` for ``unit``; returns its prediction id."""
+    return log.append(
+        deployment="fraud",
+        variant=variant,
+        model_name="m",
+        model_version="1",
+        inputs={"unit": unit},
+        outputs=[output],
+        latency_ms=1.0,
+        unit_id=unit,
+        time=at,
+    )
+
+
 def test_an_experiment_on_a_deployment_reads_its_log_and_outcomes() -> None:
     ab.create_experiment(
         "model-ab",
@@ -94,17 +109,8 @@ def test_an_experiment_on_a_deployment_reads_its_log_and_outcomes() -> None:
             variant = exp.assign(unit)  # what the router picks for this unit
             truth = int(rng.random() < 0.5)
             right = rng.random() < (0.9 if variant == "challenger" else 0.8)
-            pid = log.append(
-                deployment="fraud",
-                variant=variant,
-                model_name="m",
-                model_version="1",
-                inputs={"x": i},
-                outputs=[truth if right else 1 - truth],
-                latency_ms=1.0,
-                unit_id=unit,
-                time=now + i * 0.001,  # after the experiment began
-            )
+            # after the experiment began
+            pid = _append(log, unit, variant, truth if right else 1 - truth, now + i * 0.001)
             outcomes.append({"prediction_id": pid, "value": truth})
     log_outcomes(outcomes)
     result = ab.analyze_experiment("model-ab")
@@ -114,6 +120,41 @@ def test_an_experiment_on_a_deployment_reads_its_log_and_outcomes() -> None:
         0.8, abs=0.03
     )
     assert result.verdict["decision"] == "ship" and result.verdict["variant"] == "challenger"
+
+
+def test_a_stopped_experiment_ignores_traffic_after_its_stop() -> None:
+    """Traffic a deployment serves after its experiment stopped is not the experiment's: the
+    analysis reads the prediction log up to the stop (before, new units joined control)."""
+    exp = ab.create_experiment(
+        "model-ab",
+        deployment="fraud",
+        variants={"primary": 50, "challenger": 50},
+        metrics=["accuracy"],
+    )
+    start = time.time()
+
+    def serve(log: PredictionLog, units: range, at: float, everyone_primary: bool) -> None:
+        outcomes = []
+        for i in units:
+            unit = f"acct-{i}"
+            variant = "primary" if everyone_primary else exp.assign(unit)
+            pid = _append(log, unit, variant, 1, at + i * 0.0001)
+            outcomes.append({"prediction_id": pid, "value": i % 2})
+        log.flush()
+        log_outcomes(outcomes)
+
+    with PredictionLog() as log:
+        serve(log, range(400), start, everyone_primary=False)
+    before = ab.analyze_experiment("model-ab").variants
+    time.sleep(0.01)
+    stopped = ab.stop_experiment("model-ab", "done")
+    assert stopped.stopped_at is not None and stopped.stopped_at >= stopped.created_at
+    assert ab.get_experiment("model-ab").stopped_at == stopped.stopped_at
+    with PredictionLog() as log:  # the champion alone serves new units afterwards
+        serve(log, range(400, 1200), stopped.stopped_at / 1000 + 1, everyone_primary=True)
+    after = ab.analyze_experiment("model-ab")
+    assert after.variants == before and sum(before.values()) == 400
+    assert not after.srm.get("flagged")
 
 
 def test_bad_inputs() -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 import loopml
-import loopml.registry
 from loopml.cli import cli
 from loopml.store import HEAD_REVISION
 
@@ -95,31 +91,6 @@ def test_db_commands(tmp_path: Path) -> None:
     assert _invoke("db", "current", "--database-uri", uri).output.strip() == "empty"
     assert f"-> {HEAD_REVISION}" in _invoke("db", "upgrade", "--database-uri", uri).output
     assert _invoke("db", "current", "--database-uri", uri).output.strip() == HEAD_REVISION
-
-
-def test_demo_console_script(tmp_path: Path) -> None:
-    """The README's first command, as a newcomer runs it: a real process."""
-    env = {**os.environ, "LOOPML_HOME": str(tmp_path / "demo-home")}
-    exe = Path(sys.executable).with_name("loopml")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
-    proc = subprocess.run([*cmd, "demo"], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "FINISHED" in proc.stdout and "accuracy" in proc.stdout
-    env_store = loopml.tracking.SqlTrackingStore(
-        f"sqlite:///{tmp_path / 'demo-home' / 'loopml.db'}",
-        str(tmp_path / "demo-home" / "artifacts"),
-    )
-    exp = env_store.find_experiment_by_name("loopml-demo")
-    assert exp is not None
-    (run,) = env_store.search_runs([exp.experiment_id])
-    assert run.data.metrics["accuracy"] > 0.8
-    assert len(env_store.get_metric_history(run.info.run_id, "test_accuracy")) == 10
-    paths = {f.path for f in env_store.list_artifacts(run.info.run_id)}
-    assert {"model", "feature_importance.json", "confusion_matrix.png"} <= paths
-    registry = loopml.registry.SqlRegistryStore(env_store.db, env_store.artifact_root)
-    served = registry.get_model_version_by_alias("breast-cancer-classifier", "production")
-    assert served.run_id == run.info.run_id and served.manifest_digest
-    assert "loaded with the" in proc.stdout
 
 
 def test_bad_settings_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,6 +58,7 @@ class Experiment:
     status: str = "running"
     stop_reason: str = ""
     created_at: int | None = None  # ms since the epoch; set when stored
+    stopped_at: int | None = None  # ms since the epoch; set when stopped
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -218,7 +219,7 @@ class SqlExperimentStore:
         """Store a new experiment (running)."""
         experiment.status, experiment.stop_reason = "running", ""
         now = now_ms()
-        experiment.created_at = now
+        experiment.created_at, experiment.stopped_at = now, None
         with self.db.write() as conn:
             exists = conn.execute(
                 select(workspaces.c.name).where(workspaces.c.name == self.workspace)
@@ -267,13 +268,14 @@ class SqlExperimentStore:
             if experiment.status == "stopped":
                 raise InvalidState(f"experiment {name!r} is already stopped")
             experiment.status, experiment.stop_reason = "stopped", str(reason)[:1000]
+            experiment.stopped_at = now_ms()
             conn.execute(
                 update(abtests)
                 .where(abtests.c.experiment_id == row.experiment_id)
                 .values(
                     spec=orjson.dumps(experiment.to_dict()).decode(),
                     status="stopped",
-                    updated_at=now_ms(),
+                    updated_at=experiment.stopped_at,
                 )
             )
         return experiment

@@ -127,16 +127,20 @@ def log_event(
 
 
 def deployment_predictions(experiment: Experiment, monitor: Any = None) -> Any:
-    """The prediction log of the experiment's deployment since the experiment began, with each
-    answered prediction's correctness where an outcome arrived (for ``accuracy``); ``monitor``
-    defaults to the configured one."""
+    """The prediction log of the experiment's deployment from the experiment's start to its
+    stop (traffic after a stop is not the experiment's), with each answered prediction's
+    correctness where an outcome arrived (for ``accuracy``); ``monitor`` defaults to the
+    configured one."""
     if experiment.deployment is None:
         return None
     from loopml.monitoring import get_monitor, read_predictions
 
     monitor = monitor or get_monitor()
     since = None if experiment.created_at is None else experiment.created_at / 1000
-    df = read_predictions(monitor.log_uri, deployment=experiment.deployment, since=since)
+    until = None if experiment.stopped_at is None else experiment.stopped_at / 1000
+    df = read_predictions(
+        monitor.log_uri, deployment=experiment.deployment, since=since, until=until
+    )
     if df.empty:
         return df.assign(correct=[])
     ok = df["status"] == "ok"

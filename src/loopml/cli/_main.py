@@ -71,10 +71,14 @@ def server(host: str, port: int, workers: int) -> None:
 
 
 @cli.command()
-@click.option("--tracking-uri", default=None, help="Track to this server or database instead.")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="A database URI instead of LOOPML_HOME's (not a server: the demo runs embedded).",
+)
 @click.option("--experiment", default="loopml-demo", show_default=True)
 def demo(tracking_uri: str | None, experiment: str) -> None:
-    """Train a scikit-learn model with tracking and show what was recorded and where."""
+    """Run loopml's whole loop, embedded, on a simulated churn problem (about 20 s)."""
     from loopml.cli._demo import run_demo
 
     run_demo(tracking_uri=tracking_uri, experiment=experiment, console=console)
