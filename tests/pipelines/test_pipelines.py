@@ -720,3 +720,15 @@ def test_cron_expressions_that_never_fire_are_refused() -> None:
         next_time("0 0 30 2 *", 0)
     with pytest.raises(InvalidInput, match="not a cron expression"):
         next_time("* * * * * *", 0)
+
+
+def test_a_process_that_cannot_start_fails_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    def refuse(self: Any) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(multiprocessing.get_context("spawn").Process, "start", refuse)
+    run = sft.where.run(executor="processes", raise_on_failure=False)
+    assert run.status == "FAILED"
+    assert "could not run: OSError" in run.steps["pid"].error

@@ -299,9 +299,8 @@ def monitor_alerts(rule: str | None, deployment: str | None, limit: int, as_json
 )
 @_json_option
 def monitor_run(every: str | None, metrics_port: int | None, as_json: bool) -> None:
-    """Evaluate every alert rule once (or --every interval), recording and notifying alerts;
-    a ``pipeline`` notifier queues a run for ``loopml scheduler``."""
-    import loopml.pipelines  # noqa: F401 - registers the pipeline notifier
+    """Evaluate every alert rule once (or --every interval), recording and notifying alerts
+    (a ``pipeline`` notifier queues a run for ``loopml scheduler``)."""
     from loopml.monitoring import AlertEngine, parse_duration
 
     interval = parse_duration(every, "--every") if every else None

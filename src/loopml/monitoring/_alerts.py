@@ -9,6 +9,7 @@ registry's (``X-Loopml-Signature``) when the notifier has a secret, and retried 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -229,6 +230,8 @@ class AlertEngine:
             _log.log(level, message)
             return {"type": "log", "ok": True}
         if kind == "pipeline":
+            if kind not in _NOTIFIERS:  # a plugin: loopml.pipelines registers it on load
+                importlib.import_module("loopml.pipelines").install_alert_trigger()
             handler = _NOTIFIERS.get(kind)
             if handler is None:
                 return {

@@ -21,6 +21,8 @@ run = training.run(n=5_000)        # a PipelineRun; run.result is the trained mo
 
 from __future__ import annotations
 
+import sys
+
 from loopml.pipelines._dag import DAG, Pipeline, Step, StepOutput, pipeline, step
 from loopml.pipelines._entities import (
     PipelineInfo,
@@ -87,4 +89,5 @@ __all__ = [
     "step",
 ]
 
-install_alert_trigger()
+if "loopml.monitoring" in sys.modules:  # else monitoring loads us when a rule needs it
+    install_alert_trigger()

@@ -118,30 +118,44 @@ class ProcessExecutor:
         with self._slots:
             if not future.set_running_or_notify_cancel():
                 return
-            parent, child = self._ctx.Pipe(duplex=False)
-            proc = self._ctx.Process(target=_child, args=(task, child), daemon=True)
-            proc.start()
-            child.close()
-            with self._lock:
-                self._procs[id(future)] = proc
-            result: StepResult | None = None
             try:
-                if parent.recv() == "started":  # imported and about to run: the clock starts
-                    mark_started(future)
-                result = parent.recv()
-            except EOFError:
-                result = None
-            finally:
-                proc.join()
-                parent.close()
-                with self._lock:
-                    self._procs.pop(id(future), None)
-            if result is None:
+                result = self._attempt(task, future)
+            except BaseException as exc:  # noqa: BLE001 - the runner must always hear back
                 result = StepResult(
-                    ok=False, error=f"the step's process ended with exit code {proc.exitcode}"
+                    ok=False,
+                    error=f"the step's process could not run: {type(exc).__name__}: "
+                    f"{exc} (a script that runs pipelines on processes needs "
+                    "`if __name__ == '__main__':`)",
                 )
             if not future.done():
                 future.set_result(result)
+
+    def _attempt(self, task: StepTask, future: Future[StepResult]) -> StepResult:
+        parent, child = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(target=_child, args=(task, child), daemon=True)
+        try:
+            proc.start()
+        finally:
+            child.close()
+        with self._lock:
+            self._procs[id(future)] = proc
+        result: StepResult | None = None
+        try:
+            if parent.recv() == "started":  # imported and about to run: the clock starts
+                mark_started(future)
+            result = parent.recv()
+        except (EOFError, OSError):
+            result = None
+        finally:
+            proc.join()
+            parent.close()
+            with self._lock:
+                self._procs.pop(id(future), None)
+        if result is None:
+            return StepResult(
+                ok=False, error=f"the step's process ended with exit code {proc.exitcode}"
+            )
+        return result
 
     def cancel(self, future: Future[StepResult]) -> None:
         """Terminate the attempt's process."""

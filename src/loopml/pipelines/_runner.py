@@ -107,10 +107,7 @@ class _Run:
                 ended_at=now,
             )
             return
-        self.store.update_step(
-            self.run_id, node.name, cache_key=key, inputs=recorded_inputs, started_at=now_ms()
-        )
-        self._submit(node.name)
+        self._submit(node.name, cache_key=key, inputs=recorded_inputs, started_at=now_ms())
 
     def _reusable(self, node: StepNode, key: str) -> tuple[str, dict[str, Any]] | None:
         prior = self.reuse.get(node.name)
@@ -130,7 +127,7 @@ class _Run:
     def _exists(self, outputs: dict[str, Any]) -> bool:
         return bool(outputs) and all(ref_exists(ref, self.artifacts) for ref in outputs.values())
 
-    def _submit(self, name: str) -> None:
+    def _submit(self, name: str, **first: Any) -> None:
         node = self.dag.nodes[name]
         self.attempts[name] += 1
         attempt = self.attempts[name]
@@ -150,7 +147,9 @@ class _Run:
             pipeline=self.pipeline,
         )
         self.status[name] = StepStatus.RUNNING
-        self.store.update_step(self.run_id, name, status=StepStatus.RUNNING, attempts=attempt)
+        self.store.update_step(
+            self.run_id, name, status=StepStatus.RUNNING, attempts=attempt, **first
+        )
         try:
             future = self.executor.submit(task)
         except Exception as exc:  # noqa: BLE001 - a step that cannot start has failed
