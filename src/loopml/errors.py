@@ -3,6 +3,8 @@
 ```
 LoopmlError
 ├── InvalidInput(LoopmlError, ValueError)                  400  INVALID_PARAMETER_VALUE
+├── Unauthenticated(LoopmlError)                           401  UNAUTHENTICATED
+├── PermissionDenied(LoopmlError)                          403  PERMISSION_DENIED
 ├── NotFound(LoopmlError, LookupError)                     404  RESOURCE_DOES_NOT_EXIST
 │   ├── ExperimentNotFound
 │   ├── RunNotFound
@@ -44,12 +46,14 @@ __all__ = [
     "MissingDependency",
     "NotFound",
     "Overloaded",
+    "PermissionDenied",
     "PipelineFailed",
     "PredictionFailed",
     "RunNotFound",
     "SchemaVersionError",
     "ServerUnreachable",
     "StoreError",
+    "Unauthenticated",
     "error_from_code",
 ]
 
@@ -80,6 +84,20 @@ class InsufficientData(InvalidInput):
 
     code = "INSUFFICIENT_DATA"
     http_status = 422
+
+
+class Unauthenticated(LoopmlError):
+    """The request carries no valid credentials (a missing, wrong, expired or revoked token)."""
+
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(LoopmlError):
+    """The caller is known but lacks the role this needs in this workspace."""
+
+    code = "PERMISSION_DENIED"
+    http_status = 403
 
 
 class NotFound(LoopmlError, LookupError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopml.cli import (  # noqa: F401
     _abtest,
+    _access,
     _data,
     _deploy,
     _features,

@@ -62,9 +62,30 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-def server(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Listen beyond loopback although no user exists (anyone reaching it can change it).",
+)
+def server(host: str, port: int, workers: int, insecure: bool) -> None:
     """Run the loopml server (JSON API under /api/v1, OpenAPI at /docs)."""
+    import ipaddress
+
     from loopml.server import run_server
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not insecure:
+        from loopml.config import get_settings
+        from loopml.server._identity import SqlIdentityStore
+
+        if not SqlIdentityStore(get_settings().resolved_database_uri).has_users():
+            raise LoopmlError(
+                f"refusing to listen on {host} without access control: create an admin first "
+                "(loopml users create NAME --admin; loopml tokens create NAME), or pass --insecure"
+            )
 
     click.echo(f"loopml server listening on http://{host}:{port} (API docs at /docs)", err=True)
     run_server(host, port, workers=workers)

@@ -43,17 +43,22 @@ def create_app(
     *,
     database_uri: str | None = None,
     artifact_uri: str | None = None,
+    require_auth: bool = False,
 ) -> Any:
-    """The loopml server app over the configured (or given) database and artifact root."""
+    """The loopml server app over the configured (or given) database and artifact root;
+    requests need a token once a user exists (or always, with ``require_auth``)."""
     from loopml.abtest import SqlExperimentStore
     from loopml.data import SqlDatasetStore
     from loopml.monitoring import SqlMonitorStore
     from loopml.pipelines import SqlPipelineStore
     from loopml.server._abtest_api import router as abtest_router
+    from loopml.server._admin_api import router as admin_router
+    from loopml.server._auth import AccessControl
     from loopml.server._data_api import router as datasets_router
     from loopml.server._deploy_api import router as deployments_router
     from loopml.server._features_api import OnlineFastPath
     from loopml.server._features_api import router as features_router
+    from loopml.server._identity import SqlIdentityStore
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
     from loopml.server._mlflow_registry_api import router as mlflow_registry_router
@@ -129,7 +134,15 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
-    return OnlineFastPath(app)  # the online-features route in front; all else to the app
+    app.state.identity_store = SqlIdentityStore(store.db)
+    app.include_router(admin_router)
+    # access control in front of everything (the online-features fast path included)
+    return AccessControl(
+        OnlineFastPath(app),
+        app.state.identity_store,
+        default_workspace=settings.workspace,
+        require_auth=require_auth,
+    )
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

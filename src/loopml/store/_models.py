@@ -736,6 +736,81 @@ class PipelineSchedule(Base):
     __table_args__ = (Index("ix_pipeline_schedules_due", "next_run_at"),)
 
 
+class User(Base):
+    """A person or service account that can sign in or hold API tokens."""
+
+    __tablename__ = "users"
+    user_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False)
+    locked_until: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (UniqueConstraint("name", name="uq_users_name"),)
+
+
+class ApiToken(Base):
+    """An API token: its public id, the SHA-256 of its secret, expiry, revocation, last use."""
+
+    __tablename__ = "api_tokens"
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_api_tokens_user", "user_id"),)
+
+
+class Grant(Base):
+    """A role of a user in a workspace, or on one object of it (object_type "" = the workspace)."""
+
+    __tablename__ = "grants"
+    grant_id: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False
+    )
+    workspace: Mapped[str] = mapped_column(
+        String(63), ForeignKey("workspaces.name", ondelete="CASCADE"), nullable=False
+    )
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    object_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    object_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (
+        UniqueConstraint(
+            "user_id", "workspace", "object_type", "object_name", name="uq_grants_scope"
+        ),
+    )
+
+
+class AuditEvent(Base):
+    """One mutation: who, what, when, from where, its outcome and details (append-only)."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(_BigIntPk, primary_key=True, autoincrement=True)
+    time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(255), nullable=False)
+    workspace: Mapped[str] = mapped_column(String(63), nullable=False)
+    action: Mapped[str] = mapped_column(String(255), nullable=False)
+    object_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    object_name: Mapped[str] = mapped_column(String(1000), nullable=False)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    remote: Mapped[str] = mapped_column(String(255), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (
+        Index("ix_audit_events_object", "object_type", "object_name"),
+        Index("ix_audit_events_actor", "actor", "time"),
+    )
+
+
 workspaces: Table = cast(Table, Workspace.__table__)
 experiments: Table = cast(Table, Experiment.__table__)
 experiment_tags: Table = cast(Table, ExperimentTag.__table__)
@@ -776,3 +851,7 @@ pipelines: Table = cast(Table, Pipeline.__table__)
 pipeline_runs: Table = cast(Table, PipelineRun.__table__)
 pipeline_step_runs: Table = cast(Table, PipelineStepRun.__table__)
 pipeline_schedules: Table = cast(Table, PipelineSchedule.__table__)
+users: Table = cast(Table, User.__table__)
+api_tokens: Table = cast(Table, ApiToken.__table__)
+grants: Table = cast(Table, Grant.__table__)
+audit_events: Table = cast(Table, AuditEvent.__table__)

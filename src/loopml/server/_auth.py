@@ -1,0 +1,197 @@
+"""Access control for every route of ``loopml server``, in one ASGI layer in front of the app:
+a route added later is covered without doing anything.
+
+- With no user in the database (the embedded experience), requests pass as ``anonymous``.
+- Once a user exists, every request but ``GET /health`` needs ``Authorization: Bearer <token>``
+  (401 otherwise), and the caller's role in the request's workspace (``X-Loopml-Workspace``,
+  default the server's) must cover what the request does (403 otherwise): reading needs
+  ``reader``, changing needs ``editor``, deleting needs ``manager``, administration needs an
+  admin. A grant on one registered model or deployment counts for that object's routes.
+- Every change (any request that is not a read) is appended to the audit log with who, what,
+  where from and the outcome, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+
+from loopml.server._identity import Identity, SqlIdentityStore
+
+__all__ = ["AccessControl", "required_role"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+WORKSPACE_HEADER = b"x-loopml-workspace"
+OPEN = frozenset({("GET", "/health"), ("HEAD", "/health")})
+_READ_POSTS = re.compile(r"(/search$|/features/online$|/validate$|/latest-versions$)")
+_MLFLOW_DELETE = re.compile(r"^/(ajax-)?api/2\.0/mlflow/[\w-]+/delete$")
+_OBJECT = re.compile(r"^/api/v1/(models|deployments)/([^/]+)")
+_OBJECT_TYPES = {"models": "model", "deployments": "deployment"}
+ANONYMOUS = Identity(name="anonymous", is_admin=True)
+_OPEN_RECHECK_SECONDS = 1.0  # an open server notices its first user within this
+
+
+def required_role(method: str, path: str) -> str:
+    """The role a request needs: ``self`` (any signed-in caller, about itself), ``reader``,
+    ``editor``, ``manager`` or ``admin``."""
+    if path.startswith("/api/v1/admin/"):
+        return "admin"
+    if path == "/api/v1/me" or path.startswith("/api/v1/me/"):
+        return "self"
+    if path.startswith(("/api/v1/grants", "/api/v1/audit")):
+        return "manager"
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return "reader"
+    if method == "POST" and _READ_POSTS.search(path):
+        return "reader"
+    if method == "DELETE" or _MLFLOW_DELETE.match(path):
+        return "manager"
+    return "editor"
+
+
+def _object_of(path: str) -> tuple[str, str] | None:
+    match = _OBJECT.match(path)
+    if match is None or match.group(2) == "search":
+        return None
+    return _OBJECT_TYPES[match.group(1)], match.group(2)
+
+
+class AccessControl:
+    """The ASGI middleware that authenticates, authorises and audits every request."""
+
+    def __init__(
+        self,
+        app: Any,
+        identities: SqlIdentityStore,
+        *,
+        default_workspace: str = "default",
+        require_auth: bool = False,
+    ) -> None:
+        self.app = app
+        self.identities = identities
+        self.default_workspace = default_workspace
+        self.require_auth = require_auth
+        self._enabled: tuple[float, bool] = (0.0, False)
+
+    def __getattr__(self, name: str) -> Any:  # state, routes, openapi ... of the app behind
+        return getattr(self.app, name)
+
+    async def _auth_enabled(self) -> bool:
+        if self.require_auth:
+            return True
+        checked, enabled = self._enabled
+        if enabled:
+            return True  # once on, on until restart: disabling every user does not open it
+        if time.monotonic() - checked > _OPEN_RECHECK_SECONDS:
+            enabled = await run_in_threadpool(self.identities.has_users)
+            self._enabled = (time.monotonic(), enabled)
+        return enabled
+
+    async def _identity(self, token: str) -> Identity | None:
+        # looked up on every request, so a revoked token or a disabled user stops at once
+        try:
+            return await run_in_threadpool(self.identities.authenticate, token)
+        except Exception:  # noqa: BLE001 - a vanished user is simply refused
+            return None
+
+    async def _refuse(
+        self, send: Send, scope: Scope, workspace: str, actor: str, status: int, message: str
+    ) -> None:
+        code = "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED"
+        method, path = scope["method"], scope["path"]
+        await _refuse(send, status, code, message)
+        if required_role(method, path) != "reader":  # refused changes are audited too
+            obj = _object_of(path) or ("", "")
+            await run_in_threadpool(
+                self.identities.audit,
+                actor=actor,
+                workspace=workspace,
+                action=f"{method} {path}",
+                object_type=obj[0],
+                object_name=obj[1],
+                status=status,
+                remote=str((scope.get("client") or ("", 0))[0]),
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        headers = dict(scope.get("headers") or [])
+        workspace = headers.get(WORKSPACE_HEADER, b"").decode("latin-1") or self.default_workspace
+        if (method, path) in OPEN:
+            await self.app(scope, receive, send)
+            return
+        identity = ANONYMOUS
+        if await self._auth_enabled():
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            scheme, _, token = auth.partition(" ")
+            found = await self._identity(token.strip()) if scheme.lower() == "bearer" else None
+            if found is None:
+                message = "a valid API token is required (Authorization: Bearer ...)"
+                await self._refuse(send, scope, workspace, "anonymous", 401, message)
+                return
+            need = required_role(method, path)
+            if need == "admin":
+                allowed = found.is_admin
+            else:
+                allowed = need == "self" or found.can(workspace, need, _object_of(path))
+            if not allowed:
+                what = (
+                    "an admin" if need == "admin" else f"role {need!r} in workspace {workspace!r}"
+                )
+                message = f"{found.name} needs {what}"
+                await self._refuse(send, scope, workspace, found.name, 403, message)
+                return
+            identity = found
+        scope.setdefault("state", {})["identity"] = identity
+        if required_role(method, path) == "reader" or (
+            method in ("GET", "HEAD") and path.startswith(("/api/v1/admin/", "/api/v1/me"))
+        ):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            obj = _object_of(path) or ("", "")
+            client = scope.get("client") or ("", 0)
+            await run_in_threadpool(
+                self.identities.audit,
+                actor=identity.name,
+                workspace=workspace,
+                action=f"{method} {path}",
+                object_type=obj[0],
+                object_name=obj[1],
+                status=status,
+                remote=str(client[0]),
+            )
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = orjson.dumps({"error_code": code, "message": message})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="loopml"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

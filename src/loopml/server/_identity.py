@@ -1,0 +1,596 @@
+"""Who may do what: users and service accounts, API tokens, workspaces, grants, and the audit
+log, in the metadata database.
+
+Passwords are hashed with scrypt (a slow, memory-hard KDF from the standard library); a token
+is ``lml_<id>_<secret>`` and only the SHA-256 of its secret is stored, so a database leak
+yields no usable token. Repeated failed logins lock the account for a while.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, delete, func, insert, select, update
+
+from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, Unauthenticated
+from loopml.store import Database, now_ms, open_database
+from loopml.store.tables import api_tokens, audit_events, grants, users, workspaces
+
+__all__ = ["ROLES", "AuditEvent", "Identity", "SqlIdentityStore", "TokenInfo", "UserInfo"]
+
+ROLES = ("reader", "editor", "manager")  # each includes the ones before it
+OBJECT_TYPES = ("model", "deployment")
+_NAME = re.compile(r"^[A-Za-z0-9][\w.@-]{0,254}$")
+_WORKSPACE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_TOKEN = re.compile(r"^lml_([0-9a-f]{16})_([A-Za-z0-9_-]{20,100})$")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MAX_FAILED_LOGINS = 5
+LOCKOUT_MS = 15 * 60_000
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$n$r$p$salt$hash`` for ``password``."""
+    if not isinstance(password, str) or not 8 <= len(password) <= 1024:
+        raise InvalidInput("a password must be 8 to 1024 characters")
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    b64 = base64.urlsafe_b64encode
+    return "scrypt${n}${r}${p}$".format(**_SCRYPT) + f"{b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches a ``hash_password`` result (constant time)."""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.urlsafe_b64decode(salt),
+            dklen=32,
+            n=int(n),
+            r=int(r),
+            p=int(p),
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, base64.urlsafe_b64decode(digest))
+
+
+_DUMMY_HASH = hash_password("not a real password")
+
+
+@dataclass
+class UserInfo:
+    """A user or service account (never its password hash)."""
+
+    name: str
+    kind: str
+    is_admin: bool
+    disabled: bool
+    created_at: int
+    grants: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+@dataclass
+class TokenInfo:
+    """An API token's public facts; ``secret`` only once, when it is created."""
+
+    token_id: str
+    user: str
+    name: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    last_used_at: int | None
+    secret: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the secret only if this is the creation's answer)."""
+        data = asdict(self)
+        if self.secret is None:
+            data.pop("secret")
+        return data
+
+
+@dataclass
+class Identity:
+    """An authenticated caller: its name, admin flag and roles."""
+
+    name: str
+    is_admin: bool = False
+    roles: dict[str, str] = field(default_factory=dict)  # workspace -> role
+    object_roles: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def role_in(self, workspace: str, obj: tuple[str, str] | None = None) -> str | None:
+        """The caller's highest role in ``workspace`` (or on one object of it)."""
+        if self.is_admin:
+            return "manager"
+        found = [self.roles.get(workspace)]
+        if obj is not None:
+            found.append(self.object_roles.get((workspace, *obj)))
+        ranked = [r for r in found if r is not None]
+        return max(ranked, key=ROLES.index) if ranked else None
+
+    def can(self, workspace: str, role: str, obj: tuple[str, str] | None = None) -> bool:
+        """Whether the caller holds ``role`` (or a higher one) there."""
+        have = self.role_in(workspace, obj)
+        return have is not None and ROLES.index(have) >= ROLES.index(role)
+
+
+@dataclass
+class AuditEvent:
+    """One recorded mutation."""
+
+    seq: int
+    time: int
+    actor: str
+    workspace: str
+    action: str
+    object_type: str
+    object_name: str
+    status: int
+    remote: str
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def _check_name(name: Any, what: str = "name") -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(f"{what} must be 1-255 letters, digits, '_', '.', '@', '-'")
+    return name
+
+
+def _check_role(role: Any) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    return str(role)
+
+
+class SqlIdentityStore:
+    """Users, tokens, workspaces, grants and the audit log of one database."""
+
+    def __init__(self, database: Database | str) -> None:
+        self.db = open_database(database) if isinstance(database, str) else database
+
+    # -- users ----------------------------------------------------------------------------------
+    def has_users(self) -> bool:
+        """Whether any user exists, even disabled (then every request must authenticate)."""
+        with self.db.read() as conn:
+            return conn.execute(select(users.c.user_id).limit(1)).first() is not None
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        password: str | None = None,
+        admin: bool = False,
+        service: bool = False,
+    ) -> UserInfo:
+        """A new user (with a password to sign in to the UI) or service account (tokens only)."""
+        _check_name(name)
+        if service and password is not None:
+            raise InvalidInput("a service account has tokens, not a password")
+        hashed = None if password is None else hash_password(password)
+        now = now_ms()
+        with self.db.write() as conn:
+            if conn.execute(select(users.c.user_id).where(users.c.name == name)).first():
+                raise AlreadyExists(f"user {name!r} already exists")
+            conn.execute(
+                insert(users).values(
+                    name=name,
+                    kind="service" if service else "user",
+                    password_hash=hashed,
+                    is_admin=bool(admin),
+                    disabled=False,
+                    failed_logins=0,
+                    created_at=now,
+                )
+            )
+        return self.get_user(name)
+
+    def _user_row(self, conn: Any, name: str) -> Any:
+        row = conn.execute(select(users).where(users.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"user {name!r} does not exist")
+        return row
+
+    def _grants_of(self, conn: Any, user_ids: Sequence[int]) -> dict[int, list[dict[str, str]]]:
+        out: dict[int, list[dict[str, str]]] = {u: [] for u in user_ids}
+        if not user_ids:
+            return out
+        for g in conn.execute(select(grants).where(grants.c.user_id.in_(list(user_ids)))).all():
+            entry = {"workspace": g.workspace, "role": g.role}
+            if g.object_type:
+                entry.update(object_type=g.object_type, object_name=g.object_name)
+            out[g.user_id].append(entry)
+        return out
+
+    def _info(self, row: Any, user_grants: list[dict[str, str]]) -> UserInfo:
+        return UserInfo(
+            name=row.name,
+            kind=row.kind,
+            is_admin=bool(row.is_admin),
+            disabled=bool(row.disabled),
+            created_at=row.created_at,
+            grants=user_grants,
+        )
+
+    def get_user(self, name: str) -> UserInfo:
+        """One user with its grants."""
+        with self.db.read() as conn:
+            row = self._user_row(conn, name)
+            return self._info(row, self._grants_of(conn, [row.user_id])[row.user_id])
+
+    def list_users(self) -> list[UserInfo]:
+        """Every user and service account, by name."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(users).order_by(users.c.name)).all()
+            found = self._grants_of(conn, [r.user_id for r in rows])
+        return [self._info(r, found[r.user_id]) for r in rows]
+
+    def set_disabled(self, name: str, disabled: bool = True) -> UserInfo:
+        """Disable (or enable) a user: its tokens and sessions stop working at once."""
+        with self.db.write() as conn:
+            row = self._user_row(conn, name)
+            conn.execute(
+                update(users).where(users.c.user_id == row.user_id).values(disabled=disabled)
+            )
+        return self.get_user(name)
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace a user's password (and clear a lockout)."""
+        hashed = hash_password(password)
+        with self.db.write() as conn:
+            row = self._user_row(conn, name)
+            if row.kind == "service":
+                raise InvalidInput("a service account has tokens, not a password")
+            conn.execute(
+                update(users)
+                .where(users.c.user_id == row.user_id)
+                .values(password_hash=hashed, failed_logins=0, locked_until=None)
+            )
+
+    def login(self, name: str, password: str) -> Identity:
+        """Check a password; repeated failures lock the account for 15 minutes.
+
+        Raises:
+            Unauthenticated: wrong name or password (one message for both), or locked.
+        """
+        wrong = Unauthenticated("wrong user name or password")
+        now = now_ms()
+        with self.db.write() as conn:  # the failure count must be committed, so no raise inside
+            row = conn.execute(select(users).where(users.c.name == name)).first()
+            usable = row is not None and not row.disabled and row.password_hash is not None
+            locked = usable and row.locked_until is not None and row.locked_until > now
+            ok = usable and not locked and check_password(password, row.password_hash)
+            if not usable:
+                check_password(password, _DUMMY_HASH)  # the same time either way
+            elif ok:
+                conn.execute(
+                    update(users)
+                    .where(users.c.user_id == row.user_id)
+                    .values(failed_logins=0, locked_until=None)
+                )
+            elif not locked:
+                failed = row.failed_logins + 1
+                until = now + LOCKOUT_MS if failed >= MAX_FAILED_LOGINS else None
+                conn.execute(
+                    update(users)
+                    .where(users.c.user_id == row.user_id)
+                    .values(failed_logins=0 if until else failed, locked_until=until)
+                )
+        if locked:
+            raise Unauthenticated("too many failed logins: the account is locked for a while")
+        if not ok:
+            raise wrong
+        return self.identity(name)
+
+    def identity(self, name: str) -> Identity:
+        """The roles of an enabled user."""
+        with self.db.read() as conn:
+            row = self._user_row(conn, name)
+            if row.disabled:
+                raise InvalidState(f"user {name!r} is disabled")
+            rows = conn.execute(select(grants).where(grants.c.user_id == row.user_id)).all()
+        ident = Identity(name=row.name, is_admin=bool(row.is_admin))
+        for g in rows:
+            if g.object_type:
+                ident.object_roles[(g.workspace, g.object_type, g.object_name)] = g.role
+            else:
+                ident.roles[g.workspace] = g.role
+        return ident
+
+    # -- tokens ---------------------------------------------------------------------------------
+    def create_token(
+        self, user: str, name: str = "token", *, expires_in_days: float | None = 90
+    ) -> TokenInfo:
+        """A new token for ``user``; the returned ``secret`` is shown once and never stored."""
+        _check_name(name, "token name")
+        if expires_in_days is not None and not 0 < float(expires_in_days) <= 3650:
+            raise InvalidInput("expires_in_days must be in (0, 3650] or none")
+        token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        now = now_ms()
+        expires = None if expires_in_days is None else now + int(expires_in_days * 86_400_000)
+        with self.db.write() as conn:
+            row = self._user_row(conn, user)
+            if row.disabled:
+                raise InvalidState(f"user {user!r} is disabled")
+            conn.execute(
+                insert(api_tokens).values(
+                    token_id=token_id,
+                    user_id=row.user_id,
+                    name=name,
+                    secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
+        return TokenInfo(
+            token_id, user, name, now, expires, None, None, secret=f"lml_{token_id}_{secret}"
+        )
+
+    def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        """Tokens (of one user), newest first, without secrets."""
+        query = select(api_tokens, users.c.name.label("user")).join(
+            users, users.c.user_id == api_tokens.c.user_id
+        )
+        if user is not None:
+            query = query.where(users.c.name == user)
+        with self.db.read() as conn:
+            if user is not None:
+                self._user_row(conn, user)
+            rows = conn.execute(query.order_by(api_tokens.c.created_at.desc())).all()
+        return [
+            TokenInfo(
+                r.token_id,
+                r.user,
+                r.name,
+                r.created_at,
+                r.expires_at,
+                r.revoked_at,
+                r.last_used_at,
+            )
+            for r in rows
+        ]
+
+    def token_owner(self, token_id: str) -> str:
+        """The user a token belongs to."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(users.c.name)
+                .join(api_tokens, api_tokens.c.user_id == users.c.user_id)
+                .where(api_tokens.c.token_id == token_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"token {token_id!r} does not exist")
+        return str(row.name)
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke a token: it stops working at once."""
+        with self.db.write() as conn:
+            changed = conn.execute(
+                update(api_tokens)
+                .where(api_tokens.c.token_id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now_ms())
+            ).rowcount
+        if changed != 1:
+            self.token_owner(token_id)  # NotFound if there is no such token
+            raise InvalidState(f"token {token_id!r} is already revoked")
+
+    def authenticate(self, bearer: str) -> Identity | None:
+        """The identity behind a token, or None (unknown, wrong, expired, revoked, disabled)."""
+        match = _TOKEN.match(bearer or "")
+        if match is None:
+            return None
+        token_id, secret = match.groups()
+        now = now_ms()
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(api_tokens, users.c.name.label("user"), users.c.disabled)
+                .join(users, users.c.user_id == api_tokens.c.user_id)
+                .where(api_tokens.c.token_id == token_id)
+            ).first()
+        if row is None:
+            return None
+        given = hashlib.sha256(secret.encode()).hexdigest()
+        if not hmac.compare_digest(given, row.secret_hash):
+            return None
+        if row.revoked_at is not None or row.disabled:
+            return None
+        if row.expires_at is not None and row.expires_at <= now:
+            return None
+        if row.last_used_at is None or now - row.last_used_at > 60_000:  # at most once a minute
+            with self.db.write() as conn:
+                conn.execute(
+                    update(api_tokens)
+                    .where(api_tokens.c.token_id == token_id)
+                    .values(last_used_at=now)
+                )
+        return self.identity(row.user)
+
+    # -- workspaces and grants ------------------------------------------------------------------
+    def create_workspace(self, name: str, description: str = "") -> dict[str, Any]:
+        """A new workspace."""
+        if not isinstance(name, str) or not _WORKSPACE.match(name):
+            raise InvalidInput("a workspace name is 1-63 lowercase letters, digits and '-'")
+        with self.db.write() as conn:
+            if conn.execute(select(workspaces.c.name).where(workspaces.c.name == name)).first():
+                raise AlreadyExists(f"workspace {name!r} already exists")
+            conn.execute(
+                insert(workspaces).values(
+                    name=name, description=str(description)[:1000], created_at_ms=now_ms()
+                )
+            )
+        return {"name": name, "description": description}
+
+    def list_workspaces(self) -> list[dict[str, Any]]:
+        """Every workspace, by name."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(workspaces).order_by(workspaces.c.name)).all()
+        return [{"name": r.name, "description": r.description or ""} for r in rows]
+
+    def add_grant(
+        self,
+        user: str,
+        workspace: str,
+        role: str,
+        *,
+        object_type: str = "",
+        object_name: str = "",
+    ) -> None:
+        """Give ``user`` a role in a workspace, or on one model or deployment of it (a second
+        grant on the same scope replaces the role)."""
+        _check_role(role)
+        if object_type and object_type not in OBJECT_TYPES:
+            raise InvalidInput(f"object_type must be one of {', '.join(OBJECT_TYPES)}")
+        if bool(object_type) != bool(object_name):
+            raise InvalidInput("give both object_type and object_name, or neither")
+        with self.db.write() as conn:
+            row = self._user_row(conn, user)
+            if not conn.execute(
+                select(workspaces.c.name).where(workspaces.c.name == workspace)
+            ).first():
+                raise NotFound(f"workspace {workspace!r} does not exist")
+            scope = and_(
+                grants.c.user_id == row.user_id,
+                grants.c.workspace == workspace,
+                grants.c.object_type == object_type,
+                grants.c.object_name == object_name,
+            )
+            conn.execute(delete(grants).where(scope))
+            conn.execute(
+                insert(grants).values(
+                    user_id=row.user_id,
+                    workspace=workspace,
+                    role=role,
+                    object_type=object_type,
+                    object_name=object_name,
+                    created_at=now_ms(),
+                )
+            )
+
+    def remove_grant(
+        self, user: str, workspace: str, *, object_type: str = "", object_name: str = ""
+    ) -> None:
+        """Take a grant back."""
+        with self.db.write() as conn:
+            row = self._user_row(conn, user)
+            removed = conn.execute(
+                delete(grants).where(
+                    grants.c.user_id == row.user_id,
+                    grants.c.workspace == workspace,
+                    grants.c.object_type == object_type,
+                    grants.c.object_name == object_name,
+                )
+            ).rowcount
+        if removed == 0:
+            raise NotFound(f"user {user!r} has no such grant in {workspace!r}")
+
+    def list_grants(self, workspace: str | None = None) -> list[dict[str, str]]:
+        """Grants (of one workspace)."""
+        query = select(grants, users.c.name.label("user")).join(
+            users, users.c.user_id == grants.c.user_id
+        )
+        if workspace is not None:
+            query = query.where(grants.c.workspace == workspace)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(grants.c.workspace, users.c.name)).all()
+        return [
+            {
+                "user": r.user,
+                "workspace": r.workspace,
+                "role": r.role,
+                "object_type": r.object_type,
+                "object_name": r.object_name,
+            }
+            for r in rows
+        ]
+
+    # -- audit ----------------------------------------------------------------------------------
+    def audit(
+        self,
+        *,
+        actor: str,
+        workspace: str,
+        action: str,
+        object_type: str = "",
+        object_name: str = "",
+        status: int = 200,
+        remote: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one event to the audit log."""
+        with self.db.write() as conn:
+            conn.execute(
+                insert(audit_events).values(
+                    time=now_ms(),
+                    actor=actor[:255],
+                    workspace=workspace[:63],
+                    action=action[:255],
+                    object_type=object_type[:32],
+                    object_name=object_name[:1000],
+                    status=int(status),
+                    remote=remote[:255],
+                    detail=orjson.dumps(detail or {}, default=str).decode(),
+                )
+            )
+
+    def audit_log(
+        self,
+        *,
+        actor: str | None = None,
+        workspace: str | None = None,
+        object_type: str | None = None,
+        object_name: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """Audit events, newest first, filtered by actor, workspace and object."""
+        if not 1 <= int(limit) <= 10_000:
+            raise InvalidInput("limit must be in [1, 10000]")
+        query = select(audit_events)
+        for column, value in (
+            (audit_events.c.actor, actor),
+            (audit_events.c.workspace, workspace),
+            (audit_events.c.object_type, object_type),
+            (audit_events.c.object_name, object_name),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(audit_events.c.seq.desc()).limit(int(limit))).all()
+        return [
+            AuditEvent(
+                seq=r.seq,
+                time=r.time,
+                actor=r.actor,
+                workspace=r.workspace,
+                action=r.action,
+                object_type=r.object_type,
+                object_name=r.object_name,
+                status=r.status,
+                remote=r.remote,
+                detail=orjson.loads(r.detail),
+            )
+            for r in rows
+        ]
+
+    def count_users(self) -> int:
+        """How many users exist."""
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(users)).scalar_one())

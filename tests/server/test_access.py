@@ -1,0 +1,254 @@
+"""Access control on a real server: every route of the schema refuses anonymous and
+wrong-workspace callers; roles, object grants, tokens, lockout, audit; the SDK, the mlflow
+client and the CLI with tokens; two workspaces that cannot see each other."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import loopml
+from loopml.config import get_settings
+from loopml.errors import Unauthenticated
+from loopml.server._auth import required_role
+from loopml.server._identity import SqlIdentityStore
+
+
+@pytest.fixture
+def secured(server_factory: Any) -> dict[str, Any]:
+    """A server whose database has an admin, and alice and bob editing team-a and team-b."""
+    settings = get_settings()
+    ids = SqlIdentityStore(settings.resolved_database_uri)
+    ids.create_user("root", admin=True, password="root password 1")
+    ids.create_workspace("team-a")
+    ids.create_workspace("team-b")
+    tokens = {"root": ids.create_token("root", "t").secret}
+    for user, workspace in (("alice", "team-a"), ("bob", "team-b")):
+        ids.create_user(user, password=f"{user} password 1")
+        ids.add_grant(user, workspace, "editor")
+        tokens[user] = ids.create_token(user, "t").secret
+    server = server_factory(settings.resolved_database_uri, settings.resolved_artifact_uri)
+    return {"server": server, "tokens": tokens, "ids": ids}
+
+
+def _call(
+    server: Any, method: str, path: str, token: str | None = None, ws: str | None = None, **kw: Any
+) -> httpx.Response:
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if ws:
+        headers["X-Loopml-Workspace"] = ws
+    return httpx.request(method, server.url + path, headers=headers, timeout=30, **kw)
+
+
+def test_every_route_refuses_anonymous_and_wrong_workspace_callers(secured: dict) -> None:
+    server, tokens = secured["server"], secured["tokens"]
+    schema = _call(server, "GET", "/openapi.json", tokens["root"]).json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x", path)
+        for method in operations:
+            method = method.upper()
+            if (method, path) == ("GET", "/health"):
+                continue
+            anonymous = _call(server, method, concrete, json={})
+            assert anonymous.status_code == 401, (method, path, anonymous.text)
+            assert anonymous.json()["error_code"] == "UNAUTHENTICATED"
+            if required_role(method, path) == "self":
+                continue  # about the caller itself, in any workspace
+            wrong = _call(server, method, concrete, tokens["bob"], ws="team-a", json={})
+            assert wrong.status_code == 403, (method, path, wrong.text)
+            assert "PERMISSION_DENIED" in wrong.text
+            checked += 1
+    assert checked > 100
+    # the MLflow routes under their second prefix are covered too
+    assert _call(server, "GET", "/ajax-api/2.0/mlflow/experiments/search").status_code == 401
+    assert _call(server, "GET", "/health").status_code == 200
+
+
+def test_roles_and_object_grants(secured: dict) -> None:
+    server, tokens, ids = secured["server"], secured["tokens"], secured["ids"]
+    ids.create_user("carol")
+    ids.add_grant("carol", "team-a", "reader")
+    ids.add_grant("carol", "team-a", "editor", object_type="model", object_name="churn")
+    carol = ids.create_token("carol", "t").secret
+    alice = tokens["alice"]
+    made = _call(server, "POST", "/api/v1/models", alice, "team-a", json={"name": "churn"})
+    assert made.status_code in (200, 201), made.text
+    _call(server, "POST", "/api/v1/models", alice, "team-a", json={"name": "fraud"})
+    # a reader reads, does not write, except on the model it was granted
+    assert _call(server, "GET", "/api/v1/models/fraud", carol, "team-a").status_code == 200
+    found = _call(server, "POST", "/api/v1/models/search", carol, "team-a", json={})
+    assert found.status_code == 200
+    denied = _call(server, "POST", "/api/v1/models", carol, "team-a", json={"name": "x"})
+    assert denied.status_code == 403 and "needs role 'editor'" in denied.text
+    tagged = _call(
+        server,
+        "POST",
+        "/api/v1/models/churn/tags",
+        carol,
+        "team-a",
+        json={"key": "k", "value": "v"},
+    )
+    assert tagged.status_code != 403, tagged.text
+    other = _call(
+        server,
+        "POST",
+        "/api/v1/models/fraud/tags",
+        carol,
+        "team-a",
+        json={"key": "k", "value": "v"},
+    )
+    assert other.status_code == 403
+    # deleting needs a manager; the admin is one everywhere
+    assert _call(server, "DELETE", "/api/v1/models/fraud", alice, "team-a").status_code == 403
+    assert _call(
+        server, "DELETE", "/api/v1/models/fraud", tokens["root"], "team-a"
+    ).status_code in (
+        200,
+        204,
+    )
+    # administration is for admins
+    assert _call(server, "GET", "/api/v1/admin/users", alice).status_code == 403
+    listed = _call(server, "GET", "/api/v1/admin/users", tokens["root"]).json()["users"]
+    assert {u["name"] for u in listed} == {"root", "alice", "bob", "carol"}
+    assert all("password" not in str(u) for u in listed)
+    me = _call(server, "GET", "/api/v1/me", carol).json()
+    assert me["roles"] == {"team-a": "reader"} and me["object_roles"][0]["object_name"] == "churn"
+
+
+def test_tokens_expire_revoke_and_lock(secured: dict) -> None:
+    server, tokens, ids = secured["server"], secured["tokens"], secured["ids"]
+    made = _call(server, "POST", "/api/v1/me/tokens", tokens["alice"], json={"name": "laptop"})
+    assert made.status_code == 201
+    secret = made.json()["token"]["secret"]
+    assert secret.startswith("lml_")
+    assert _call(server, "POST", "/api/v1/models/search", secret, "team-a", json={}).is_success
+    listed = _call(server, "GET", "/api/v1/me/tokens", secret).json()["tokens"]
+    assert {t["name"] for t in listed} == {"t", "laptop"} and all(
+        "secret" not in t for t in listed
+    )
+    token_id = made.json()["token"]["token_id"]
+    assert (
+        _call(server, "DELETE", f"/api/v1/me/tokens/{token_id}", tokens["bob"]).status_code == 403
+    )
+    assert _call(server, "DELETE", f"/api/v1/me/tokens/{token_id}", secret).status_code == 200
+    assert _call(server, "GET", "/api/v1/me", secret).status_code == 401
+    # a tampered secret, a disabled user
+    tampered = tokens["alice"][:-2] + ("AA" if not tokens["alice"].endswith("AA") else "BB")
+    assert _call(server, "GET", "/api/v1/me", tampered).status_code == 401
+    ids.set_disabled("bob")
+    assert _call(server, "GET", "/api/v1/me", tokens["bob"]).status_code == 401
+    # an expired token
+    short = ids.create_token("alice", "short", expires_in_days=1e-9).secret
+    assert _call(server, "GET", "/api/v1/me", short).status_code == 401
+    # five wrong passwords lock the account, even for the right one
+    for _ in range(5):
+        with pytest.raises(Unauthenticated, match="wrong user name or password"):
+            ids.login("alice", "not her password")
+    with pytest.raises(Unauthenticated, match="locked"):
+        ids.login("alice", "alice password 1")
+    # what is stored: hashes only
+    db = Path(get_settings().resolved_database_uri.removeprefix("sqlite:///")).read_bytes()
+    assert tokens["alice"].split("_")[2].encode() not in db
+    assert b"alice password 1" not in db
+
+
+def test_two_workspaces_through_the_sdk_and_the_mlflow_client(
+    secured: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, tokens = secured["server"], secured["tokens"]
+    monkeypatch.setenv("LOOPML_TRACKING_URI", server.url)
+    monkeypatch.setenv("LOOPML_WORKSPACE", "team-a")
+    monkeypatch.setenv("LOOPML_TRACKING_TOKEN", tokens["alice"])
+    from loopml.config import reset_settings
+    from loopml.tracking import _fluent
+
+    reset_settings()
+    _fluent.reset()
+    loopml.set_experiment("secret-plans")
+    with loopml.start_run() as run:
+        loopml.log_metric("m", 1.0)
+    # bob, in his own workspace, sees nothing of it; in alice's, he is refused
+    monkeypatch.setenv("LOOPML_WORKSPACE", "team-b")
+    monkeypatch.setenv("LOOPML_TRACKING_TOKEN", tokens["bob"])
+    reset_settings()
+    _fluent.reset()
+    assert loopml.get_experiment_by_name("secret-plans") is None
+    monkeypatch.setenv("LOOPML_WORKSPACE", "team-a")
+    reset_settings()
+    _fluent.reset()
+    from loopml.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        loopml.get_run(run.info.run_id)
+    # the official mlflow client with MLFLOW_TRACKING_TOKEN (the server's default workspace)
+    code = (
+        f"import mlflow; mlflow.set_tracking_uri('{server.url}');"
+        "print(len(mlflow.search_experiments()))"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_TOKEN": tokens["root"]}
+    ok = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    env["MLFLOW_TRACKING_TOKEN"] = "lml_0000000000000000_wrongwrongwrongwrongwrong"
+    refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr
+
+
+def test_changes_are_audited(secured: dict) -> None:
+    server, tokens, ids = secured["server"], secured["tokens"], secured["ids"]
+    _call(server, "POST", "/api/v1/models", tokens["alice"], "team-a", json={"name": "churn"})
+    _call(server, "POST", "/api/v1/models", tokens["bob"], "team-a", json={"name": "theft"})
+    _call(server, "GET", "/api/v1/models/churn", tokens["alice"], "team-a")
+    events = ids.audit_log(workspace="team-a")
+    assert [(e.actor, e.action, e.status) for e in events] == [
+        ("bob", "POST /api/v1/models", 403),
+        ("alice", "POST /api/v1/models", 200),
+    ]
+    assert events[1].remote == "127.0.0.1"
+    # managers read their workspace's log over HTTP; editors do not
+    assert _call(server, "GET", "/api/v1/audit", tokens["alice"], "team-a").status_code == 403
+    ids.add_grant("alice", "team-a", "manager")
+    seen = _call(server, "GET", "/api/v1/audit", tokens["alice"], "team-a").json()["events"]
+    assert len(seen) >= 2 and all(e["workspace"] == "team-a" for e in seen)
+
+
+def test_admin_commands_and_the_non_loopback_guard(loopml_cmd: list[str], tmp_path: Path) -> None:
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*loopml_cmd, *args], input=stdin, capture_output=True, text=True, timeout=120
+        )
+
+    guarded = run("server", "--host", "0.0.0.0", "--port", "1")
+    assert guarded.returncode == 1 and "without access control" in guarded.stderr
+    made = run("users", "create", "ada", "--admin", "--password-stdin", stdin="a long password\n")
+    assert made.returncode == 0 and "created user ada (admin)" in made.stdout
+    assert run("users", "create", "svc", "--service").returncode == 0
+    token = run("tokens", "create", "svc", "--name", "ci")
+    assert token.returncode == 0 and token.stdout.startswith("lml_")
+    assert run("workspaces", "create", "team-x").returncode == 0
+    assert run("grants", "add", "svc", "editor", "-w", "team-x").returncode == 0
+    listed = run("users", "list", "--json")
+    assert '"editor"' in listed.stdout and "a long password" not in listed.stdout
+    token_id = token.stdout.split("_")[1]
+    assert run("tokens", "revoke", token_id).returncode == 0
+    for args, needle in [
+        (("users", "create", "ada"), "already exists"),
+        (("users", "create", "bad name!"), "letters"),
+        (("grants", "add", "ghost", "reader"), "does not exist"),
+        (("grants", "add", "svc", "reader", "-w", "nowhere"), "does not exist"),
+        (("workspaces", "create", "Bad_Name"), "lowercase"),
+        (("tokens", "revoke", token_id), "already revoked"),
+        (("users", "create", "weak", "--password-stdin"), "8 to 1024"),
+    ]:
+        proc = run(*args, stdin="short\n")
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert needle in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
