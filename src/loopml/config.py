@@ -60,7 +60,9 @@ class Settings(BaseSettings):
         default=None,
         description="http(s):// for a loopml server, a database URI, or unset for embedded.",
     )
-    tracking_token: str | None = Field(default=None, description="Bearer token for the server.")
+    tracking_token: str | None = Field(
+        default=None, description="Bearer token for the server.", repr=False
+    )
     database_uri: str | None = Field(
         default=None, description="Metadata database; default sqlite:///<home>/loopml.db."
     )
@@ -94,6 +96,14 @@ class Settings(BaseSettings):
         ge=0,
         le=256,
         description="ONNX Runtime intra-op threads per model (0: one per core).",
+    )
+    serving_token: str | None = Field(
+        default=None,
+        description="Bearer token the inference server's predict routes require (none: open).",
+        repr=False,
+    )
+    max_request_mb: int = Field(
+        default=64, ge=1, le=4096, description="Largest request body the server reads (MiB)."
     )
     pipeline_executor: str = Field(
         default="threads",

@@ -59,6 +59,7 @@ def create_app(
     from loopml.server._features_api import OnlineFastPath
     from loopml.server._features_api import router as features_router
     from loopml.server._identity import SqlIdentityStore
+    from loopml.server._limits import BodyLimit
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
     from loopml.server._mlflow_registry_api import router as mlflow_registry_router
@@ -137,8 +138,9 @@ def create_app(
     app.state.identity_store = SqlIdentityStore(store.db)
     app.include_router(admin_router)
     # access control in front of everything (the online-features fast path included)
+    limited = BodyLimit(OnlineFastPath(app), settings.max_request_mb * 1024 * 1024)
     return AccessControl(
-        OnlineFastPath(app),
+        limited,
         app.state.identity_store,
         default_workspace=settings.workspace,
         require_auth=require_auth,

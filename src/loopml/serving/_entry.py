@@ -98,7 +98,15 @@ def build_app(options: ServeOptions) -> Any:
             else None,
             batching=options.batching_override(),
         )
-    return create_serving_app(service, max_body_bytes=options.max_body_bytes)
+    app = create_serving_app(service, max_body_bytes=options.max_body_bytes)
+    from loopml.config import get_settings
+
+    token = get_settings().serving_token
+    if token:
+        from loopml.serving._token import PredictToken
+
+        return PredictToken(app, token)
+    return app
 
 
 def check_target(target: str) -> None:
