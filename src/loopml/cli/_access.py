@@ -15,7 +15,7 @@ from loopml.errors import InvalidInput
 
 def _identities() -> Any:
     from loopml.config import get_settings
-    from loopml.server._identity import SqlIdentityStore
+    from loopml.server import SqlIdentityStore
 
     settings = get_settings()
     uri = settings.tracking_uri or settings.resolved_database_uri

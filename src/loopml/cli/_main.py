@@ -79,7 +79,7 @@ def server(host: str, port: int, workers: int, insecure: bool) -> None:
         loopback = False
     if not loopback and not insecure:
         from loopml.config import get_settings
-        from loopml.server._identity import SqlIdentityStore
+        from loopml.server import SqlIdentityStore
 
         if not SqlIdentityStore(get_settings().resolved_database_uri).has_users():
             raise LoopmlError(
