@@ -252,3 +252,66 @@ def test_admin_commands_and_the_non_loopback_guard(loopml_cmd: list[str], tmp_pa
         proc = run(*args, stdin="short\n")
         assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
         assert needle in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_alias_traffic_and_grant_changes_carry_before_and_after(
+    secured: dict[str, Any],
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    server, tokens, ids = secured["server"], secured["tokens"], secured["ids"]
+    import pandas as pd
+
+    x = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
+    with loopml.start_run():  # straight to the database: two versions of "churn" in default
+        for _ in range(2):
+            loopml.log_model(
+                LogisticRegression().fit(x, [0, 0, 1, 1]), "m", registered_model_name="churn"
+            )
+    ids.add_grant("alice", "default", "editor")
+    alice = tokens["alice"]
+    moved = []
+    for version in ("1", "2"):
+        body = {"version": version, "user_id": "someone-else", "reason": "test"}
+        moved.append(
+            _call(server, "PUT", "/api/v1/models/churn/aliases/production", alice, json=body)
+        )
+    assert [m.status_code for m in moved] == [200, 200]
+    # the history names the signed-in caller, not the self-declared one
+    history = loopml.Client().get_model_history("churn", alias="production", kinds=["alias"])
+    assert {e.user_id for e in history} == {"alice"}
+    events = ids.audit_log(object_type="model", object_name="churn")
+    assert [(e.detail.get("before"), e.detail.get("after")) for e in events[:2]] == [
+        ("1", "2"),
+        (None, "1"),
+    ]
+    # traffic
+    spec = {
+        "name": "web",
+        "variants": [{"name": "main", "model_uri": "models:/churn/1", "weight": 100}],
+    }
+    assert _call(server, "POST", "/api/v1/deployments", alice, json=spec).is_success
+    canary = {"name": "canary", "model_uri": "models:/churn/2", "weight": 0, "role": "canary"}
+    patched = _call(
+        server,
+        "PATCH",
+        "/api/v1/deployments/web",
+        alice,
+        json={"variants": [*spec["variants"], canary]},
+    )
+    assert patched.is_success, patched.text
+    shifted = _call(
+        server, "POST", "/api/v1/deployments/web/traffic", alice, json={"weights": {"canary": 10}}
+    )
+    assert shifted.is_success, shifted.text
+    (event,) = ids.audit_log(object_type="deployment", object_name="web", limit=1)
+    assert event.detail["before"]["canary"]["weight"] == 0
+    assert event.detail["after"]["canary"]["weight"] == 10
+    # grants
+    ids.add_grant("alice", "team-a", "manager")
+    grant = {"user": "bob", "role": "reader"}
+    assert _call(server, "POST", "/api/v1/grants", alice, "team-a", json=grant).status_code == 201
+    grant["role"] = "editor"
+    assert _call(server, "POST", "/api/v1/grants", alice, "team-a", json=grant).status_code == 201
+    (latest,) = ids.audit_log(workspace="team-a", limit=1)
+    assert latest.detail["before"] == "reader" and latest.detail["after"] == "editor"

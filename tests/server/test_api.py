@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import pkgutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from httpx import Client as HttpClient
 
 from loopml.errors import ERRORS_BY_CODE, LoopmlError
 from loopml.server import create_app
+from loopml.server._tracking_api import JsonRoute
 
 
 @pytest.fixture
@@ -179,3 +185,175 @@ def test_every_error_survives_the_wire(
         rebuilt = RestTrackingStore(str(c.base_url), _client=c)._error(resp)
         assert type(rebuilt) is cls
         assert str(rebuilt) == "it broke on purpose"
+
+
+_JSON = {"content-type": "application/json"}
+
+
+def _send(client: HttpClient, method: str, path: str, body: Any) -> Any:
+    """``body`` as JSON text the way ``json.dumps`` writes it: a lone surrogate stays the escape
+    ``\\ud800``, valid JSON that Python decodes to a string no encoder can write."""
+    content = json.dumps(body).encode()
+    return client.request(method, path, content=content, headers=_JSON)
+
+
+def test_text_with_a_lone_surrogate_is_refused_naming_the_field(client: HttpClient) -> None:
+    # Each of these answered 500 (UnicodeEncodeError from the driver, or orjson's TypeError)
+    # before the routes refused lone surrogates; found by fuzzing the schema's string fields.
+    bad = "a\ud800"
+    eid = client.post("/api/v1/experiments", json={"name": "e"}).json()["experiment_id"]
+    run = client.post("/api/v1/runs", json={"experiment_id": eid}).json()["run"]["info"]["run_id"]
+    assert client.post("/api/v1/models", json={"name": "m"}).status_code == 200
+    version = client.post("/api/v1/models/m/versions", json={"source": "registry:"})
+    assert version.status_code == 200, version.text
+    variant = {"name": "main", "model_uri": "models:/m/1"}
+    assert client.post("/api/v1/deployments", json={"name": "d", "variants": [variant]}).is_success
+    cases: list[tuple[str, str, Any, str]] = [
+        ("POST", "/api/v1/experiments", {"name": bad}, "name"),
+        ("PATCH", f"/api/v1/experiments/{eid}", {"name": bad}, "name"),
+        ("POST", f"/api/v1/experiments/{eid}/tags", {"key": "k", "value": bad}, "value"),
+        ("POST", "/api/v1/runs", {"experiment_id": eid, "tags": {"k": bad}}, "tags.k"),
+        ("PATCH", f"/api/v1/runs/{run}", {"run_name": bad}, "run_name"),
+        (
+            "POST",
+            "/api/v1/runs/batches",
+            {"batches": [{"run_id": run, "tags": [{"key": "t", "value": bad}]}]},
+            "batches[0].tags[0].value",
+        ),
+        (
+            "POST",
+            "/api/v1/runs/search",
+            {"experiment_ids": [eid], "filter": f"params.p = '{bad}'"},
+            "filter",
+        ),
+        ("POST", "/api/v1/models", {"name": "m2", "description": bad}, "description"),
+        ("PATCH", "/api/v1/models/m", {"description": bad}, "description"),
+        ("POST", "/api/v1/models/m/tags", {"key": "k", "value": bad}, "value"),
+        (
+            "POST",
+            "/api/v1/models/m/versions",
+            {"source": "registry:", "dataset_versions": [bad]},
+            "dataset_versions[0]",
+        ),
+        ("PUT", "/api/v1/models/m/aliases/a", {"version": "1", "reason": bad}, "reason"),
+        ("POST", "/api/v1/models/search", {"filter": f"name = '{bad}'"}, "filter"),
+        (
+            "POST",
+            "/api/v1/webhooks",
+            {"url": "http://hooks.invalid/", "secret": "s" * 16, "model_name": bad},
+            "model_name",
+        ),
+        (
+            "POST",
+            "/api/v1/deployments",
+            {"name": "d2", "variants": [{**variant, "name": bad}]},
+            "variants[0].name",
+        ),
+        (
+            "POST",
+            "/api/v1/deployments/d/traffic",
+            {"weights": {bad: 10}},
+            "weights (key 'a\\ud800')",
+        ),
+        (
+            "POST",
+            "/api/v1/deployments/d/rollout",
+            {"target_uri": f"models:/m/{bad}"},
+            "target_uri",
+        ),
+    ]
+    for method, path, body, field in cases:
+        resp = _send(client, method, path, body)
+        assert resp.status_code == 400, (method, path, resp.text)
+        assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE", (method, path)
+        assert resp.json()["message"].startswith(f"{field}: "), (method, path, resp.text)
+        assert "surrogate" in resp.json()["message"]
+    # nothing was written, and a deep body holding one is still a 400, not a RecursionError
+    assert [e["name"] for e in client.get("/api/v1/experiments").json()["experiments"]] == ["e"]
+    deep = b"[" * 100_000 + b'"\\ud800"' + b"]" * 100_000
+    resp = client.post("/api/v1/runs/search", content=deep, headers=_JSON)
+    assert resp.status_code == 400 and set(resp.json()) == {"error_code", "message"}
+    # a surrogate *pair* is an ordinary character (U+1F600) and is kept
+    resp = _send(client, "POST", "/api/v1/experiments", {"name": "smile \U0001f600"})
+    assert resp.status_code == 200, resp.text
+    assert (
+        client.get(f"/api/v1/experiments/{resp.json()['experiment_id']}").json()["experiment"][
+            "name"
+        ]
+        == "smile \U0001f600"
+    )
+
+
+# The access routes (``_admin_api.py``) decode JSON without ``JsonRoute``: a lone surrogate in
+# ``POST /api/v1/admin/users``' password is a 500 (hashing it), and in ``POST /api/v1/grants``'
+# user the audit write fails after the answer started. When they use ``JsonRoute``, empty this.
+_DECODED_WITHOUT_JSON_ROUTE: set[str] = set()
+
+
+def test_every_route_decoding_json_refuses_lone_surrogates() -> None:
+    # FastAPI decodes a body for a route with a body parameter; its router needs JsonRoute,
+    # or the 500s above come back on the next router added.
+    import loopml.server
+
+    found = set()
+    for info in pkgutil.iter_modules(loopml.server.__path__):
+        module = importlib.import_module(f"loopml.server.{info.name}")
+        for router in [v for v in vars(module).values() if isinstance(v, APIRouter)]:
+            for route in router.routes:
+                if not isinstance(route, APIRoute) or route.body_field is None:
+                    continue
+                if not isinstance(route, JsonRoute):
+                    found.add(f"{','.join(sorted(route.methods))} {route.path}")
+    assert found == _DECODED_WITHOUT_JSON_ROUTE
+
+
+def test_byte_routes_declare_octet_stream(client: HttpClient) -> None:
+    # The schema said application/json for these; schemathesis' content-type check caught it.
+    routes = {
+        ("get", "/api/v1/runs/{run_id}/artifacts/{path}"),
+        ("get", "/api/v1/models/{name}/versions/{version}/artifacts/{path}"),
+        ("get", "/api/2.0/mlflow-artifacts/artifacts/{path}"),
+        ("post", "/api/v1/dataset-blobs/fetch"),
+    }
+    paths = client.get("/openapi.json").json()["paths"]
+    for method, path in routes:
+        declared = paths[path][method]["responses"]["200"]["content"]
+        assert list(declared) == ["application/octet-stream"], (method, path, declared)
+    run_id = _run(client)
+    assert client.put(f"/api/v1/runs/{run_id}/artifacts/a.txt", content=b"x").is_success
+    client.post("/api/v1/models", json={"name": "bytes"})
+    pending = {"source": "registry:", "status": "PENDING_REGISTRATION"}
+    assert client.post("/api/v1/models/bytes/versions", json=pending).is_success
+    assert client.put("/api/v1/models/bytes/versions/1/artifacts/a.txt", content=b"x").is_success
+    assert client.put("/api/2.0/mlflow-artifacts/artifacts/p/a.txt", content=b"x").is_success
+    for resp in (
+        client.get(f"/api/v1/runs/{run_id}/artifacts/a.txt"),
+        client.get("/api/v1/models/bytes/versions/1/artifacts/a.txt"),
+        client.get("/api/2.0/mlflow-artifacts/artifacts/p/a.txt"),
+        client.post("/api/v1/dataset-blobs/fetch", json={"digests": []}),
+    ):
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-type"] == "application/octet-stream"
+
+
+def test_mlflow_routes_declare_the_fields_they_read(client: HttpClient) -> None:
+    # They read fields by hand (MLflow's protocol); without these the schema showed none, and
+    # fuzzing sent them nothing but empty bodies.
+    paths = client.get("/openapi.json").json()["paths"]
+    log_metric = paths["/api/2.0/mlflow/runs/log-metric"]["post"]["requestBody"]
+    body = log_metric["content"]["application/json"]["schema"]
+    assert body["required"] == ["run_id", "key", "value", "timestamp"]
+    assert body["properties"]["step"] == {"type": "integer"}
+    params = paths["/api/2.0/mlflow/model-versions/get"]["get"]["parameters"]
+    assert {(p["name"], p["in"], p["required"]) for p in params} == {
+        ("name", "query", True),
+        ("version", "query", True),
+    }
+    undeclared = [
+        f"{method.upper()} {path}"
+        for path, operations in paths.items()
+        if path.startswith("/api/2.0/mlflow/")
+        for method, op in operations.items()
+        if "requestBody" not in op and not op.get("parameters")
+    ]
+    assert undeclared == []

@@ -11,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from loopml.abtest import Experiment, SqlExperimentStore, deployment_predictions
 from loopml.errors import InvalidInput
 from loopml.monitoring import Monitor
-from loopml.server._tracking_api import scoped
+from loopml.server._tracking_api import JsonRoute, scoped
 
-router = APIRouter(prefix="/api/v1/abtests", tags=["abtests"])
+router = APIRouter(prefix="/api/v1/abtests", tags=["abtests"], route_class=JsonRoute)
 MAX_RECORDS = 10_000
 
 

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from loopml.errors import InvalidInput, PermissionDenied
-from loopml.server._auth import WORKSPACE_HEADER
+from loopml.server._auth import WORKSPACE_HEADER, note_change
 from loopml.server._identity import Identity, SqlIdentityStore
+from loopml.server._tracking_api import JsonRoute
 
-router = APIRouter(prefix="/api/v1", tags=["access"])
+router = APIRouter(prefix="/api/v1", tags=["access"], route_class=JsonRoute)
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
@@ -203,6 +204,26 @@ def _grant(spec: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+async def _note_grant(
+    request: Request, user: str, workspace: str, object_type: str, object_name: str
+) -> None:
+    """Put the grant's current role (``before``) and scope in the audit event."""
+    found = await run_in_threadpool(_store(request).list_grants, workspace)
+    before = next(
+        (
+            g["role"]
+            for g in found
+            if g["user"] == user
+            and g["object_type"] == object_type
+            and g["object_name"] == object_name
+        ),
+        None,
+    )
+    note_change(
+        request, user=user, object_type=object_type, object_name=object_name, before=before
+    )
+
+
 @router.get("/grants")
 async def list_grants(request: Request) -> dict[str, Any]:
     """The grants of the request's workspace (managers)."""
@@ -216,6 +237,7 @@ async def add_grant(request: Request, body: Annotated[Any, Body()] = None) -> di
     "object_name"?}`` (managers)."""
     spec = _grant(_body(body, {"user", "role"}, {"object_type", "object_name"}))
     workspace = _workspace(request)
+    await _note_grant(request, spec["user"], workspace, spec["object_type"], spec["object_name"])
     await run_in_threadpool(
         lambda: _store(request).add_grant(
             spec["user"],
@@ -225,6 +247,7 @@ async def add_grant(request: Request, body: Annotated[Any, Body()] = None) -> di
             object_name=spec["object_name"],
         )
     )
+    note_change(request, after=spec["role"])
     return {"grant": {**spec, "workspace": workspace}}
 
 
@@ -237,6 +260,8 @@ async def remove_grant(
 ) -> dict[str, Any]:
     """Take a grant back (managers)."""
     workspace = _workspace(request)
+    await _note_grant(request, user, workspace, object_type, object_name)
+    note_change(request, after=None)
     await run_in_threadpool(
         lambda: _store(request).remove_grant(
             user, workspace, object_type=object_type, object_name=object_name

@@ -13,6 +13,7 @@ a route added later is covered without doing anything.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -23,13 +24,14 @@ from starlette.concurrency import run_in_threadpool
 
 from loopml.server._identity import Identity, SqlIdentityStore
 
-__all__ = ["AccessControl", "required_role"]
+__all__ = ["AccessControl", "acting_user", "note_change", "required_role"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+_log = logging.getLogger("loopml.server.audit")
 WORKSPACE_HEADER = b"x-loopml-workspace"
 OPEN = frozenset({("GET", "/health"), ("HEAD", "/health")})
 _READ_POSTS = re.compile(r"(/search$|/features/online$|/validate$|/latest-versions$)")
@@ -38,6 +40,20 @@ _OBJECT = re.compile(r"^/api/v1/(models|deployments)/([^/]+)")
 _OBJECT_TYPES = {"models": "model", "deployments": "deployment"}
 ANONYMOUS = Identity(name="anonymous", is_admin=True)
 _OPEN_RECHECK_SECONDS = 1.0  # an open server notices its first user within this
+
+
+def acting_user(request: Any, declared: str | None = None) -> str | None:
+    """Who to record as making a change: the signed-in caller when access control is on (a
+    self-declared ``user_id`` is then ignored), else what the client declared."""
+    identity = request.scope.get("state", {}).get("identity")
+    if isinstance(identity, Identity) and identity is not ANONYMOUS:
+        return identity.name
+    return declared
+
+
+def note_change(request: Any, **detail: Any) -> None:
+    """Add ``detail`` (e.g. ``before=``, ``after=``) to this request's audit event."""
+    request.scope.setdefault("state", {}).setdefault("audit", {}).update(detail)
 
 
 def required_role(method: str, path: str) -> str:
@@ -160,29 +176,42 @@ class AccessControl:
         ):
             await self.app(scope, receive, send)
             return
-        status = 500
+        status, written = 500, False
+
+        async def record() -> None:
+            nonlocal written
+            if written:
+                return
+            written = True
+            obj = _object_of(path) or ("", "")
+            client = scope.get("client") or ("", 0)
+            try:
+                await run_in_threadpool(
+                    self.identities.audit,
+                    actor=identity.name,
+                    workspace=workspace,
+                    action=f"{method} {path}",
+                    object_type=obj[0],
+                    object_name=obj[1],
+                    status=status,
+                    remote=str(client[0]),
+                    detail=scope.get("state", {}).get("audit"),
+                )
+            except Exception:  # the answer must still go out; the failure is logged loudly
+                _log.exception("could not write the audit event of %s %s", method, path)
 
         async def watch(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await record()  # in the log before the client hears the answer
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         finally:
-            obj = _object_of(path) or ("", "")
-            client = scope.get("client") or ("", 0)
-            await run_in_threadpool(
-                self.identities.audit,
-                actor=identity.name,
-                workspace=workspace,
-                action=f"{method} {path}",
-                object_type=obj[0],
-                object_name=obj[1],
-                status=status,
-                remote=str(client[0]),
-            )
+            await record()  # the app failed before answering
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 import loopml.data as ld
 from loopml.data import DatasetStore, FileEntry
 from loopml.errors import InvalidInput
-from loopml.server._tracking_api import scoped
+from loopml.server._tracking_api import BINARY_RESPONSE, JsonRoute, scoped
 
-router = APIRouter(prefix="/api/v1", tags=["datasets"])
+router = APIRouter(prefix="/api/v1", tags=["datasets"], route_class=JsonRoute)
 
 # A batch holds many small files or one chunk (16 MiB by default): far below this.
 MAX_BLOB_BATCH_BYTES = 96 << 20
@@ -255,7 +255,7 @@ async def put_blobs(request: Request, store: Store) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/dataset-blobs/fetch")
+@router.post("/dataset-blobs/fetch", response_class=Response, responses=BINARY_RESPONSE)
 async def fetch_blobs(body: Digests, store: Store) -> Response:
     """The bytes of these blobs, verified, in ``encode_blobs`` framing."""
 

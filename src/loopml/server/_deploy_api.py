@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from loopml.server._tracking_api import scoped
+from loopml.server._auth import acting_user, note_change
+from loopml.server._tracking_api import JsonRoute, scoped
 from loopml.serving import BatchingConfig, DeploymentStore, Guardrails, VariantSpec
 
-router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"], route_class=JsonRoute)
 
 Number = StrictFloat  # a JSON number (integers too), never a string or a boolean
 
@@ -163,22 +164,40 @@ def delete_deployment(name: str, store: Store) -> dict[str, Any]:
 
 
 # -- traffic -----------------------------------------------------------------------------------
+def _traffic(dep: Any) -> dict[str, Any]:
+    return {
+        v.name: {"model": v.model_uri, "weight": v.weight, "role": v.role} for v in dep.variants
+    }
+
+
+def _changed(request: Request, store: Any, name: str, change: Any) -> dict[str, Any]:
+    """Run ``change()`` and note the variants before and after in the audit event."""
+    before = _traffic(store.get_deployment(name))
+    dep = change()
+    note_change(request, before=before, after=_traffic(dep))
+    return _one(dep)
+
+
 @router.post("/{name}/traffic")
-def set_traffic(name: str, body: TrafficBody, store: Store) -> dict[str, Any]:
+def set_traffic(name: str, body: TrafficBody, store: Store, request: Request) -> dict[str, Any]:
     """New weights for some variants."""
-    return _one(store.set_traffic(name, body.weights, user_id=body.user_id))
+    user = acting_user(request, body.user_id)
+    weights = body.weights
+    return _changed(request, store, name, lambda: store.set_traffic(name, weights, user_id=user))
 
 
 @router.post("/{name}/promote")
-def promote(name: str, body: PromoteBody, store: Store) -> dict[str, Any]:
+def promote(name: str, body: PromoteBody, store: Store, request: Request) -> dict[str, Any]:
     """Make a variant's model the primary one, with all the traffic."""
-    return _one(store.promote(name, body.variant, user_id=body.user_id))
+    user = acting_user(request, body.user_id)
+    return _changed(request, store, name, lambda: store.promote(name, body.variant, user_id=user))
 
 
 @router.post("/{name}/rollback")
-def rollback(name: str, body: RollbackBody, store: Store) -> dict[str, Any]:
+def rollback(name: str, body: RollbackBody, store: Store, request: Request) -> dict[str, Any]:
     """Stop a running rollout, or go back to the previous revision's variants."""
-    return _one(store.rollback(name, user_id=body.user_id))
+    user = acting_user(request, body.user_id)
+    return _changed(request, store, name, lambda: store.rollback(name, user_id=user))
 
 
 # -- rollouts and history ----------------------------------------------------------------------

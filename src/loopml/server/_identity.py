@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, delete, func, insert, select, update
 
 from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, Unauthenticated
@@ -40,6 +40,10 @@ def hash_password(password: str) -> str:
     """``scrypt$n$r$p$salt$hash`` for ``password``."""
     if not isinstance(password, str) or not 8 <= len(password) <= 1024:
         raise InvalidInput("a password must be 8 to 1024 characters")
+    try:
+        password.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput("a password must be valid text (it holds a lone surrogate)") from None
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
     b64 = base64.urlsafe_b64encode
@@ -148,6 +152,11 @@ class AuditEvent:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return asdict(self)
+
+
+def _text(value: str) -> str:
+    """``value`` with anything UTF-8 cannot hold escaped."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _check_name(name: Any, what: str = "name") -> str:
@@ -535,19 +544,20 @@ class SqlIdentityStore:
         remote: str = "",
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Append one event to the audit log."""
+        """Append one event to the audit log (text that cannot be stored as is, such as a lone
+        surrogate from a hostile client, is escaped rather than lost)."""
         with self.db.write() as conn:
             conn.execute(
                 insert(audit_events).values(
                     time=now_ms(),
-                    actor=actor[:255],
-                    workspace=workspace[:63],
-                    action=action[:255],
-                    object_type=object_type[:32],
-                    object_name=object_name[:1000],
+                    actor=_text(actor)[:255],
+                    workspace=_text(workspace)[:63],
+                    action=_text(action)[:255],
+                    object_type=_text(object_type)[:32],
+                    object_name=_text(object_name)[:1000],
                     status=int(status),
-                    remote=remote[:255],
-                    detail=orjson.dumps(detail or {}, default=str).decode(),
+                    remote=_text(remote)[:255],
+                    detail=json.dumps(detail or {}, default=str, ensure_ascii=True),
                 )
             )
 
@@ -585,7 +595,7 @@ class SqlIdentityStore:
                 object_name=r.object_name,
                 status=r.status,
                 remote=r.remote,
-                detail=orjson.loads(r.detail),
+                detail=json.loads(r.detail),
             )
             for r in rows
         ]

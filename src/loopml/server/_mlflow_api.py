@@ -20,11 +20,12 @@ from loopml.errors import InvalidInput, InvalidState, NotFound
 from loopml.server._mlflow_common import (
     ArtifactUris,
     Fields,
+    declare_fields,
     json_response,
     mlflow_search_text,
     request_fields,
 )
-from loopml.server._tracking_api import SyncChunks, prepend_chunk, scoped
+from loopml.server._tracking_api import BINARY_RESPONSE, SyncChunks, prepend_chunk, scoped
 from loopml.store import ArtifactStore, validate_artifact_path
 from loopml.tracking import (
     Experiment,
@@ -174,7 +175,12 @@ def get_server_info() -> dict[str, Any]:
 
 
 # -- experiments ---------------------------------------------------------------------------------
-@router.post("/experiments/create")
+@router.post(
+    "/experiments/create",
+    openapi_extra=declare_fields(
+        "POST", name="string!", artifact_location="string", tags="key-values"
+    ),
+)
 async def create_experiment(request: Request) -> Response:
     """Create an experiment."""
     f = await request_fields(request)
@@ -189,7 +195,7 @@ async def create_experiment(request: Request) -> Response:
     return json_response({"experiment_id": eid})
 
 
-@router.get("/experiments/get")
+@router.get("/experiments/get", openapi_extra=declare_fields("GET", experiment_id="string!"))
 async def get_experiment(request: Request) -> Response:
     """One experiment by id."""
     f = await request_fields(request)
@@ -199,7 +205,9 @@ async def get_experiment(request: Request) -> Response:
     return json_response({"experiment": _experiment(exp, _uris(request))})
 
 
-@router.get("/experiments/get-by-name")
+@router.get(
+    "/experiments/get-by-name", openapi_extra=declare_fields("GET", experiment_name="string!")
+)
 async def get_experiment_by_name(request: Request) -> Response:
     """One experiment by name; a missing one is RESOURCE_DOES_NOT_EXIST, as in MLflow."""
     f = await request_fields(request)
@@ -210,8 +218,28 @@ async def get_experiment_by_name(request: Request) -> Response:
     return json_response({"experiment": _experiment(exp, _uris(request))})
 
 
-@router.post("/experiments/search")
-@router.get("/experiments/search")
+@router.post(
+    "/experiments/search",
+    openapi_extra=declare_fields(
+        "POST",
+        view_type="string",
+        filter="string",
+        max_results="integer",
+        order_by="strings",
+        page_token="string",
+    ),
+)
+@router.get(
+    "/experiments/search",
+    openapi_extra=declare_fields(
+        "GET",
+        view_type="string",
+        filter="string",
+        max_results="integer",
+        order_by="strings",
+        page_token="string",
+    ),
+)
 async def search_experiments(request: Request) -> Response:
     """A page of experiments."""
     f = await request_fields(request)
@@ -229,7 +257,7 @@ async def search_experiments(request: Request) -> Response:
     return json_response(body)
 
 
-@router.post("/experiments/delete")
+@router.post("/experiments/delete", openapi_extra=declare_fields("POST", experiment_id="string!"))
 async def delete_experiment(request: Request) -> Response:
     """Move an experiment to the trash."""
     f = await request_fields(request)
@@ -239,7 +267,7 @@ async def delete_experiment(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/experiments/restore")
+@router.post("/experiments/restore", openapi_extra=declare_fields("POST", experiment_id="string!"))
 async def restore_experiment(request: Request) -> Response:
     """Restore a deleted experiment."""
     f = await request_fields(request)
@@ -249,7 +277,10 @@ async def restore_experiment(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/experiments/update")
+@router.post(
+    "/experiments/update",
+    openapi_extra=declare_fields("POST", experiment_id="string!", new_name="string"),
+)
 async def update_experiment(request: Request) -> Response:
     """Rename an experiment."""
     f = await request_fields(request)
@@ -261,7 +292,10 @@ async def update_experiment(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/experiments/set-experiment-tag")
+@router.post(
+    "/experiments/set-experiment-tag",
+    openapi_extra=declare_fields("POST", experiment_id="string!", key="string!", value="string"),
+)
 async def set_experiment_tag(request: Request) -> Response:
     """Set a tag on an experiment."""
     f = await request_fields(request)
@@ -274,7 +308,17 @@ async def set_experiment_tag(request: Request) -> Response:
 
 
 # -- runs -------------------------------------------------------------------------------------
-@router.post("/runs/create")
+@router.post(
+    "/runs/create",
+    openapi_extra=declare_fields(
+        "POST",
+        experiment_id="string",
+        user_id="string",
+        run_name="string",
+        start_time="integer",
+        tags="key-values",
+    ),
+)
 async def create_run(request: Request) -> Response:
     """Start a run."""
     f = await request_fields(request)
@@ -297,7 +341,7 @@ async def create_run(request: Request) -> Response:
     return json_response({"run": _run(run, [], _uris(request))})
 
 
-@router.get("/runs/get")
+@router.get("/runs/get", openapi_extra=declare_fields("GET", run_id="string!"))
 async def get_run(request: Request) -> Response:
     """One run with its latest metrics, params and tags."""
     f = await request_fields(request)
@@ -306,7 +350,12 @@ async def get_run(request: Request) -> Response:
     return json_response({"run": found[0]})
 
 
-@router.post("/runs/update")
+@router.post(
+    "/runs/update",
+    openapi_extra=declare_fields(
+        "POST", run_id="string!", status="string", end_time="integer", run_name="string"
+    ),
+)
 async def update_run(request: Request) -> Response:
     """Change a run's status, end time or name."""
     f = await request_fields(request)
@@ -320,7 +369,7 @@ async def update_run(request: Request) -> Response:
     return json_response({"run_info": _run_info(info, _uris(request))})
 
 
-@router.post("/runs/delete")
+@router.post("/runs/delete", openapi_extra=declare_fields("POST", run_id="string!"))
 async def delete_run(request: Request) -> Response:
     """Move a run to the trash."""
     f = await request_fields(request)
@@ -328,7 +377,7 @@ async def delete_run(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/runs/restore")
+@router.post("/runs/restore", openapi_extra=declare_fields("POST", run_id="string!"))
 async def restore_run(request: Request) -> Response:
     """Restore a deleted run."""
     f = await request_fields(request)
@@ -348,7 +397,17 @@ def _metric_from(item: Any, where: str) -> Metric:
     )
 
 
-@router.post("/runs/log-metric")
+@router.post(
+    "/runs/log-metric",
+    openapi_extra=declare_fields(
+        "POST",
+        run_id="string!",
+        key="string!",
+        value="number!",
+        timestamp="integer!",
+        step="integer",
+    ),
+)
 async def log_metric(request: Request) -> Response:
     """Log one metric point."""
     f = await request_fields(request)
@@ -357,7 +416,10 @@ async def log_metric(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/runs/log-parameter")
+@router.post(
+    "/runs/log-parameter",
+    openapi_extra=declare_fields("POST", run_id="string!", key="string!", value="string"),
+)
 async def log_param(request: Request) -> Response:
     """Log one param."""
     f = await request_fields(request)
@@ -366,7 +428,10 @@ async def log_param(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/runs/set-tag")
+@router.post(
+    "/runs/set-tag",
+    openapi_extra=declare_fields("POST", run_id="string!", key="string!", value="string"),
+)
 async def set_tag(request: Request) -> Response:
     """Set a tag on a run."""
     f = await request_fields(request)
@@ -375,7 +440,9 @@ async def set_tag(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/runs/delete-tag")
+@router.post(
+    "/runs/delete-tag", openapi_extra=declare_fields("POST", run_id="string!", key="string!")
+)
 async def delete_tag(request: Request) -> Response:
     """Remove a tag from a run."""
     f = await request_fields(request)
@@ -383,7 +450,12 @@ async def delete_tag(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/runs/log-batch")
+@router.post(
+    "/runs/log-batch",
+    openapi_extra=declare_fields(
+        "POST", run_id="string!", metrics="metrics", params="key-values", tags="key-values"
+    ),
+)
 async def log_batch(request: Request) -> Response:
     """Log metrics, params and tags to one run in one transaction."""
     f = await request_fields(request)
@@ -398,9 +470,9 @@ async def log_batch(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/runs/log-model")
-@router.post("/runs/log-inputs")
-@router.post("/runs/outputs")
+@router.post("/runs/log-model", openapi_extra=declare_fields("POST", run_id="string!"))
+@router.post("/runs/log-inputs", openapi_extra=declare_fields("POST", run_id="string!"))
+@router.post("/runs/outputs", openapi_extra=declare_fields("POST", run_id="string!"))
 async def log_model_references(request: Request) -> Response:
     """Accepted for the client's sake: loopml links runs and models through the registry and
     the logged model's ``source_run_id``; the run must exist."""
@@ -409,7 +481,18 @@ async def log_model_references(request: Request) -> Response:
     return json_response({})
 
 
-@router.post("/runs/search")
+@router.post(
+    "/runs/search",
+    openapi_extra=declare_fields(
+        "POST",
+        experiment_ids="strings",
+        filter="string",
+        run_view_type="string",
+        max_results="integer",
+        order_by="strings",
+        page_token="string",
+    ),
+)
 async def search_runs(request: Request) -> Response:
     """Runs matching MLflow's filter grammar, one page at a time."""
     f = await request_fields(request)
@@ -439,7 +522,10 @@ async def search_runs(request: Request) -> Response:
     return json_response(await run_in_threadpool(work))
 
 
-@router.get("/metrics/get-history")
+@router.get(
+    "/metrics/get-history",
+    openapi_extra=declare_fields("GET", run_id="string!", metric_key="string!"),
+)
 async def get_metric_history(request: Request) -> Response:
     """Every point of one metric (one page: loopml sends the whole history)."""
     f = await request_fields(request)
@@ -454,7 +540,9 @@ async def get_metric_history(request: Request) -> Response:
     return json_response({"metrics": metrics})
 
 
-@router.get("/artifacts/list")
+@router.get(
+    "/artifacts/list", openapi_extra=declare_fields("GET", run_id="string!", path="string")
+)
 async def list_run_artifacts(request: Request) -> Response:
     """A folder of a run's artifacts (the pre-proxy listing route)."""
     f = await request_fields(request)
@@ -482,7 +570,18 @@ def _models(request: Request) -> LoggedModelStore:
     return LoggedModelStore(_store(request))
 
 
-@router.post("/logged-models")
+@router.post(
+    "/logged-models",
+    openapi_extra=declare_fields(
+        "POST",
+        experiment_id="string!",
+        name="string",
+        model_type="string",
+        source_run_id="string",
+        params="key-values",
+        tags="key-values",
+    ),
+)
 async def create_logged_model(request: Request) -> Response:
     """Create a pending logged model; the client then uploads its files and finalizes it."""
     f = await request_fields(request)
@@ -500,7 +599,16 @@ async def create_logged_model(request: Request) -> Response:
     return json_response({"model": _logged_model(model, _uris(request))})
 
 
-@router.post("/logged-models/search")
+@router.post(
+    "/logged-models/search",
+    openapi_extra=declare_fields(
+        "POST",
+        experiment_ids="strings",
+        filter="string",
+        max_results="integer",
+        page_token="string",
+    ),
+)
 async def search_logged_models(request: Request) -> Response:
     """Logged models of experiments, newest first; ``filter`` takes ``=``/``!=`` clauses on
     ``name``, ``model_id``, ``source_run_id``, ``status`` and ``model_type`` joined by AND
@@ -531,7 +639,7 @@ async def get_logged_model(model_id: str, request: Request) -> Response:
     return json_response({"model": _logged_model(model, _uris(request))})
 
 
-@router.patch("/logged-models/{model_id}")
+@router.patch("/logged-models/{model_id}", openapi_extra=declare_fields("PATCH", status="string!"))
 async def finalize_logged_model(model_id: str, request: Request) -> Response:
     """Mark a logged model READY (its files are uploaded) or UPLOAD_FAILED."""
     f = await request_fields(request)
@@ -548,7 +656,9 @@ async def delete_logged_model(model_id: str, request: Request) -> Response:
     return json_response({})
 
 
-@router.patch("/logged-models/{model_id}/tags")
+@router.patch(
+    "/logged-models/{model_id}/tags", openapi_extra=declare_fields("PATCH", tags="key-values")
+)
 async def set_logged_model_tags(model_id: str, request: Request) -> Response:
     """Set tags on a logged model."""
     f = await request_fields(request)
@@ -563,7 +673,9 @@ async def delete_logged_model_tag(model_id: str, key: str, request: Request) -> 
     return json_response({})
 
 
-@router.post("/logged-models/{model_id}/params")
+@router.post(
+    "/logged-models/{model_id}/params", openapi_extra=declare_fields("POST", params="key-values")
+)
 async def log_logged_model_params(model_id: str, request: Request) -> Response:
     """Add params to a logged model."""
     f = await request_fields(request)
@@ -616,7 +728,9 @@ async def proxy_upload(path: str, request: Request) -> Response:
     return json_response({})
 
 
-@artifacts_router.get(_PROXY + "/{path:path}")
+@artifacts_router.get(
+    _PROXY + "/{path:path}", response_class=StreamingResponse, responses=BINARY_RESPONSE
+)
 async def proxy_download(path: str, request: Request) -> StreamingResponse:
     """Stream one file from under the artifact root."""
     clean = validate_artifact_path(path, allow_empty=False)

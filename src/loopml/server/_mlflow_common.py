@@ -30,6 +30,7 @@ __all__ = [
     "MLFLOW_PREFIXES",
     "ArtifactUris",
     "Fields",
+    "declare_fields",
     "include_twice",
     "mlflow_search_text",
     "json_response",
@@ -48,6 +49,58 @@ def include_twice(app: Any, router: APIRouter, *, tag: str) -> None:
     """Serve ``router`` under both MLflow prefixes (the alias is left out of the schema)."""
     app.include_router(router, prefix=MLFLOW_PREFIXES[0], tags=[tag])
     app.include_router(router, prefix=MLFLOW_PREFIXES[1], include_in_schema=False)
+
+
+_STR: dict[str, Any] = {"type": "string"}
+_KEY_VALUES = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"key": _STR, "value": _STR}, "required": ["key"]},
+}
+_METRICS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "key": _STR,
+            "value": {"type": "number"},
+            "timestamp": {"type": "integer"},
+            "step": {"type": "integer"},
+        },
+        "required": ["key", "value", "timestamp"],
+    },
+}
+_FIELD_TYPES: dict[str, dict[str, Any]] = {
+    "string": _STR,
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "strings": {"type": "array", "items": _STR},
+    "key-values": _KEY_VALUES,
+    "metrics": _METRICS,
+}
+
+
+def declare_fields(method: str, **fields: str) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its fields by hand (``request_fields``): query
+    parameters for GET, else a JSON object body. A type (``string``, ``integer``, ``number``,
+    ``boolean``, ``strings``, ``key-values``, ``metrics``) ending in ``!`` is required.
+
+    The schema then says what the route reads (so clients and the fuzz test know); unknown
+    fields stay allowed, and the deprecated aliases MLflow still accepts are left out.
+    """
+    schemas = {name: _FIELD_TYPES[kind.rstrip("!")] for name, kind in fields.items()}
+    required = [name for name, kind in fields.items() if kind.endswith("!")]
+    if method.upper() == "GET":
+        params = [
+            {"name": name, "in": "query", "required": name in required, "schema": schema}
+            for name, schema in schemas.items()
+        ]
+        return {"parameters": params}
+    body: dict[str, Any] = {"type": "object", "properties": schemas}
+    if required:
+        body["required"] = required
+    content = {"application/json": {"schema": body}}
+    return {"requestBody": {"required": bool(required), "content": content}}
 
 
 def mlflow_error(exc: LoopmlError) -> tuple[int, str]:

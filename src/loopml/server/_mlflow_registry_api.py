@@ -21,7 +21,13 @@ from starlette.concurrency import run_in_threadpool
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.registry import ModelVersion, RegisteredModel, SqlRegistryStore
-from loopml.server._mlflow_common import ArtifactUris, Fields, json_response, request_fields
+from loopml.server._mlflow_common import (
+    ArtifactUris,
+    Fields,
+    declare_fields,
+    json_response,
+    request_fields,
+)
 from loopml.server._registry_api import registry_for
 from loopml.server._tracking_api import store_for
 from loopml.store import validate_artifact_path
@@ -54,9 +60,9 @@ class _Scope:
 Handler = Callable[[Fields, _Scope], dict[str, Any]]
 
 
-def _route(method: str, path: str) -> Callable[[Handler], Handler]:
+def _route(method: str, path: str, **fields: str) -> Callable[[Handler], Handler]:
     """Serve ``handler(fields, scope)`` at ``path``; it runs in a worker thread, since the
-    stores block on the database."""
+    stores block on the database. ``fields`` declare what it reads (``declare_fields``)."""
 
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -75,6 +81,7 @@ def _route(method: str, path: str) -> Callable[[Handler], Handler]:
             name=f"mlflow_{handler.__name__}",
             summary=(handler.__doc__ or "").strip(),
             response_class=Response,
+            openapi_extra=declare_fields(method, **fields),
         )
         return handler
 
@@ -143,7 +150,9 @@ def _page(key: str, items: list[dict[str, Any]], token: str | None) -> dict[str,
 
 
 # -- registered models -------------------------------------------------------------------------
-@_route("POST", "/registered-models/create")
+@_route(
+    "POST", "/registered-models/create", name="string!", tags="key-values", description="string"
+)
 def create_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     """Create a registered model."""
     model = s.registry.create_registered_model(
@@ -154,7 +163,7 @@ def create_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"registered_model": model_json(model)}
 
 
-@_route("GET", "/registered-models/get")
+@_route("GET", "/registered-models/get", name="string!")
 def get_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     """A registered model with its tags, aliases and latest version per stage."""
     return {
@@ -164,7 +173,7 @@ def get_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     }
 
 
-@_route("POST", "/registered-models/rename")
+@_route("POST", "/registered-models/rename", name="string!", new_name="string!")
 def rename_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     """Give a registered model a new name."""
     model = s.registry.rename_registered_model(
@@ -173,7 +182,7 @@ def rename_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"registered_model": model_json(model)}
 
 
-@_route("PATCH", "/registered-models/update")
+@_route("PATCH", "/registered-models/update", name="string!", description="string")
 def update_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     """Change a registered model's description (an absent one clears it, as in MLflow)."""
     model = s.registry.update_registered_model(
@@ -182,14 +191,21 @@ def update_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"registered_model": model_json(model)}
 
 
-@_route("DELETE", "/registered-models/delete")
+@_route("DELETE", "/registered-models/delete", name="string!")
 def delete_registered_model(f: Fields, s: _Scope) -> dict[str, Any]:
     """Delete a registered model with its versions and aliases."""
     s.registry.delete_registered_model(f.str("name", required=True))
     return {}
 
 
-@_route("GET", "/registered-models/search")
+@_route(
+    "GET",
+    "/registered-models/search",
+    filter="string",
+    max_results="integer",
+    order_by="strings",
+    page_token="string",
+)
 def search_registered_models(f: Fields, s: _Scope) -> dict[str, Any]:
     """A page of registered models matching a filter."""
     text = _NOT_PROMPT.sub("", f.str("filter") or "").strip()
@@ -204,19 +220,19 @@ def _latest_versions(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"model_versions": [version_json(v) for v in found]}
 
 
-@_route("POST", "/registered-models/get-latest-versions")
+@_route("POST", "/registered-models/get-latest-versions", name="string!", stages="strings")
 def get_latest_versions(f: Fields, s: _Scope) -> dict[str, Any]:
     """The newest version in each of the given stages (every stage when none is given)."""
     return _latest_versions(f, s)
 
 
-@_route("GET", "/registered-models/get-latest-versions")
+@_route("GET", "/registered-models/get-latest-versions", name="string!", stages="strings")
 def get_latest_versions_get(f: Fields, s: _Scope) -> dict[str, Any]:
     """The newest version in each of the given stages (the GET form)."""
     return _latest_versions(f, s)
 
 
-@_route("POST", "/registered-models/set-tag")
+@_route("POST", "/registered-models/set-tag", name="string!", key="string!", value="string")
 def set_registered_model_tag(f: Fields, s: _Scope) -> dict[str, Any]:
     """Set a tag on a registered model."""
     s.registry.set_registered_model_tag(
@@ -225,7 +241,7 @@ def set_registered_model_tag(f: Fields, s: _Scope) -> dict[str, Any]:
     return {}
 
 
-@_route("DELETE", "/registered-models/delete-tag")
+@_route("DELETE", "/registered-models/delete-tag", name="string!", key="string!")
 def delete_registered_model_tag(f: Fields, s: _Scope) -> dict[str, Any]:
     """Remove a tag from a registered model."""
     s.registry.delete_registered_model_tag(
@@ -234,7 +250,7 @@ def delete_registered_model_tag(f: Fields, s: _Scope) -> dict[str, Any]:
     return {}
 
 
-@_route("POST", "/registered-models/alias")
+@_route("POST", "/registered-models/alias", name="string!", alias="string!", version="string!")
 def set_registered_model_alias(f: Fields, s: _Scope) -> dict[str, Any]:
     """Point an alias at a version (recorded in the model's history)."""
     s.registry.set_registered_model_alias(
@@ -246,7 +262,7 @@ def set_registered_model_alias(f: Fields, s: _Scope) -> dict[str, Any]:
     return {}
 
 
-@_route("DELETE", "/registered-models/alias")
+@_route("DELETE", "/registered-models/alias", name="string!", alias="string!")
 def delete_registered_model_alias(f: Fields, s: _Scope) -> dict[str, Any]:
     """Remove an alias (recorded in the model's history)."""
     s.registry.delete_registered_model_alias(
@@ -255,7 +271,7 @@ def delete_registered_model_alias(f: Fields, s: _Scope) -> dict[str, Any]:
     return {}
 
 
-@_route("GET", "/registered-models/alias")
+@_route("GET", "/registered-models/alias", name="string!", alias="string!")
 def get_model_version_by_alias(f: Fields, s: _Scope) -> dict[str, Any]:
     """The version an alias points at."""
     found = s.registry.get_model_version_by_alias(
@@ -318,7 +334,17 @@ def _registrable_source(source: str, run_id: str | None, model_id: str | None, s
     return source
 
 
-@_route("POST", "/model-versions/create")
+@_route(
+    "POST",
+    "/model-versions/create",
+    name="string!",
+    source="string!",
+    run_id="string",
+    model_id="string",
+    tags="key-values",
+    run_link="string",
+    description="string",
+)
 def create_model_version(f: Fields, s: _Scope) -> dict[str, Any]:
     """Register a model's files as the next version of a registered model."""
     run_id = f.str("run_id") or None
@@ -342,7 +368,7 @@ def create_model_version(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"model_version": version_json(version)}
 
 
-@_route("GET", "/model-versions/get")
+@_route("GET", "/model-versions/get", name="string!", version="string!")
 def get_model_version(f: Fields, s: _Scope) -> dict[str, Any]:
     """One model version."""
     found = s.registry.get_model_version(
@@ -351,7 +377,7 @@ def get_model_version(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"model_version": version_json(found)}
 
 
-@_route("PATCH", "/model-versions/update")
+@_route("PATCH", "/model-versions/update", name="string!", version="string!", description="string")
 def update_model_version(f: Fields, s: _Scope) -> dict[str, Any]:
     """Change a version's description."""
     found = s.registry.update_model_version(
@@ -362,14 +388,21 @@ def update_model_version(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"model_version": version_json(found)}
 
 
-@_route("DELETE", "/model-versions/delete")
+@_route("DELETE", "/model-versions/delete", name="string!", version="string!")
 def delete_model_version(f: Fields, s: _Scope) -> dict[str, Any]:
     """Delete a version (aliases pointing at it are removed, recorded)."""
     s.registry.delete_model_version(f.str("name", required=True), f.str("version", required=True))
     return {}
 
 
-@_route("GET", "/model-versions/search")
+@_route(
+    "GET",
+    "/model-versions/search",
+    filter="string",
+    max_results="integer",
+    order_by="strings",
+    page_token="string",
+)
 def search_model_versions(f: Fields, s: _Scope) -> dict[str, Any]:
     """A page of model versions matching a filter."""
     page = s.registry.search_model_versions(
@@ -378,7 +411,7 @@ def search_model_versions(f: Fields, s: _Scope) -> dict[str, Any]:
     return _page("model_versions", [version_json(v) for v in page], page.token)
 
 
-@_route("GET", "/model-versions/get-download-uri")
+@_route("GET", "/model-versions/get-download-uri", name="string!", version="string!")
 def get_model_version_download_uri(f: Fields, s: _Scope) -> dict[str, Any]:
     """Where the client downloads a version's files (through the server's artifact proxy)."""
     location = s.registry.version_files_uri(
@@ -387,7 +420,14 @@ def get_model_version_download_uri(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"artifact_uri": s.artifacts.to_client(location)}
 
 
-@_route("POST", "/model-versions/transition-stage")
+@_route(
+    "POST",
+    "/model-versions/transition-stage",
+    name="string!",
+    version="string!",
+    stage="string!",
+    archive_existing_versions="boolean",
+)
 def transition_model_version_stage(f: Fields, s: _Scope) -> dict[str, Any]:
     """Move a version to a stage, optionally archiving the others in it (recorded)."""
     found = s.registry.transition_model_version_stage(
@@ -400,7 +440,14 @@ def transition_model_version_stage(f: Fields, s: _Scope) -> dict[str, Any]:
     return {"model_version": version_json(found)}
 
 
-@_route("POST", "/model-versions/set-tag")
+@_route(
+    "POST",
+    "/model-versions/set-tag",
+    name="string!",
+    version="string!",
+    key="string!",
+    value="string",
+)
 def set_model_version_tag(f: Fields, s: _Scope) -> dict[str, Any]:
     """Set a tag on a version."""
     s.registry.set_model_version_tag(
@@ -412,7 +459,7 @@ def set_model_version_tag(f: Fields, s: _Scope) -> dict[str, Any]:
     return {}
 
 
-@_route("DELETE", "/model-versions/delete-tag")
+@_route("DELETE", "/model-versions/delete-tag", name="string!", version="string!", key="string!")
 def delete_model_version_tag(f: Fields, s: _Scope) -> dict[str, Any]:
     """Remove a tag from a version."""
     s.registry.delete_model_version_tag(

@@ -18,9 +18,9 @@ from loopml.monitoring import (
     render_report,
     report_data,
 )
-from loopml.server._tracking_api import scoped
+from loopml.server._tracking_api import JsonRoute, scoped
 
-router = APIRouter(prefix="/api/v1", tags=["monitoring"])
+router = APIRouter(prefix="/api/v1", tags=["monitoring"], route_class=JsonRoute)
 
 
 async def monitor_for(request: Request) -> Monitor:

@@ -14,9 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.pipelines import SqlPipelineStore, add_schedule, enqueue_run
-from loopml.server._tracking_api import scoped
+from loopml.server._tracking_api import JsonRoute, scoped
 
-router = APIRouter(prefix="/api/v1", tags=["pipelines"])
+router = APIRouter(prefix="/api/v1", tags=["pipelines"], route_class=JsonRoute)
 
 
 async def pipelines_for(request: Request) -> SqlPipelineStore:

@@ -10,9 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from loopml.registry import EVENTS, SqlRegistryStore, validate_model_name, validate_text
-from loopml.server._tracking_api import SyncChunks, prepend_chunk, scoped
+from loopml.server._auth import acting_user, note_change
+from loopml.server._tracking_api import (
+    BINARY_RESPONSE,
+    JsonRoute,
+    SyncChunks,
+    prepend_chunk,
+    scoped,
+)
 
-router = APIRouter(prefix="/api/v1", tags=["registry"])
+router = APIRouter(prefix="/api/v1", tags=["registry"], route_class=JsonRoute)
 
 
 async def registry_for(request: Request) -> SqlRegistryStore:
@@ -252,11 +259,18 @@ def transition_stage(
 
 # -- aliases, history, compare -----------------------------------------------------------------
 @router.put("/models/{name}/aliases/{alias}")
-def set_alias(name: str, alias: str, body: AliasBody, registry: Registry) -> dict[str, Any]:
+def set_alias(
+    name: str, alias: str, body: AliasBody, registry: Registry, request: Request
+) -> dict[str, Any]:
     """Point an alias at a version; the move is recorded in the history."""
     event = registry.set_registered_model_alias(
-        name, alias, body.version, user_id=body.user_id, reason=body.reason
+        name,
+        alias,
+        body.version,
+        user_id=acting_user(request, body.user_id),
+        reason=body.reason,
     )
+    note_change(request, alias=alias, before=event.from_version, after=event.to_version)
     return {"event": event.to_dict()}
 
 
@@ -271,11 +285,16 @@ def delete_alias(
     name: str,
     alias: str,
     registry: Registry,
+    request: Request,
     user_id: str | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Remove an alias."""
-    registry.delete_registered_model_alias(name, alias, user_id=user_id, reason=reason)
+    before = registry.get_model_version_by_alias(name, alias).version
+    registry.delete_registered_model_alias(
+        name, alias, user_id=acting_user(request, user_id), reason=reason
+    )
+    note_change(request, alias=alias, before=before, after=None)
     return {}
 
 
@@ -289,9 +308,14 @@ def alias_at(
 
 
 @router.post("/models/{name}/aliases/{alias}/rollback")
-def rollback(name: str, alias: str, body: RollbackBody, registry: Registry) -> dict[str, Any]:
+def rollback(
+    name: str, alias: str, body: RollbackBody, registry: Registry, request: Request
+) -> dict[str, Any]:
     """Move an alias back to its previous version."""
-    event = registry.rollback(name, alias, user_id=body.user_id, reason=body.reason)
+    event = registry.rollback(
+        name, alias, user_id=acting_user(request, body.user_id), reason=body.reason
+    )
+    note_change(request, alias=alias, before=event.from_version, after=event.to_version)
     return {"event": event.to_dict()}
 
 
@@ -339,7 +363,11 @@ async def upload_version_artifact(
     return Response(status_code=204)
 
 
-@router.get("/models/{name}/versions/{version}/artifacts/{path:path}")
+@router.get(
+    "/models/{name}/versions/{version}/artifacts/{path:path}",
+    response_class=StreamingResponse,
+    responses=BINARY_RESPONSE,
+)
 async def download_version_artifact(
     name: str, version: str, path: str, registry: Registry
 ) -> StreamingResponse:

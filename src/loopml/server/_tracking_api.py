@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -23,7 +25,70 @@ from loopml.tracking import (
     encode_float,
 )
 
-router = APIRouter(prefix="/api/v1")
+# A lone surrogate can only arrive as a \uD800-\uDFFF escape: raw surrogate bytes are not UTF-8.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate_at(value: Any) -> str | None:
+    """Where in a decoded JSON value a string (or key) holds a lone surrogate, or ``None``.
+
+    Python's ``json`` decodes ``"\\ud800"`` to a string no database driver, ``orjson`` or UTF-8
+    response can encode; iterative, so a deeply nested body cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return where or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _SURROGATE.search(key):
+                    return f"{where or 'body'} (key {key!r})"
+                stack.append((f"{where}.{key}" if where else key, child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+    return None
+
+
+class JsonRoute(APIRoute):
+    """A route whose JSON body may not hold lone surrogates (``"\\ud800"``): they are valid JSON
+    but not text, and would fail deep in a driver or encoder as a 500. Refused with 400 naming
+    the field, before the body is validated."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler  # FastAPI decodes no JSON for this route
+
+        async def checked(request: Request) -> Response:
+            mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            is_json = not mime or mime == "application/json" or mime.endswith("+json")
+            if is_json and _SURROGATE_ESCAPE.search(await request.body()):
+                try:
+                    data = await request.json()  # cached: FastAPI's own decoding reuses it
+                except (ValueError, RecursionError):
+                    data = None  # not JSON (or too deep): FastAPI answers that itself
+                where = lone_surrogate_at(data)
+                if where is not None:
+                    raise InvalidInput(
+                        f"{where}: text holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                        "which is not a character; send valid Unicode text"
+                    )
+            return await handler(request)
+
+        return checked
+
+
+router = APIRouter(prefix="/api/v1", route_class=JsonRoute)
+
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+BINARY_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes.", "content": _BINARY}
+}
+"""The OpenAPI declaration of a route that answers raw bytes (with ``response_class``
+``Response`` or ``StreamingResponse``, so FastAPI does not also declare JSON)."""
+
 
 _WORKSPACE_HEADER = "x-loopml-workspace"
 
@@ -332,7 +397,11 @@ async def upload_artifact(run_id: str, path: str, request: Request, store: Store
     return Response(status_code=204)
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}")
+@router.get(
+    "/runs/{run_id}/artifacts/{path:path}",
+    response_class=StreamingResponse,
+    responses=BINARY_RESPONSE,
+)
 async def download_artifact(run_id: str, path: str, store: Store) -> StreamingResponse:
     """Stream one artifact file."""
     chunks = await run_in_threadpool(store.iter_artifact, run_id, path)

@@ -189,6 +189,11 @@ def _translate_errors() -> Iterator[None]:
         raise AlreadyExists(f"conflicts with an existing record: {exc.orig}") from exc
     except OverflowError as exc:
         raise InvalidInput(f"a number is out of range for the database: {exc}") from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800"): no driver can encode it
+        bad = exc.object[exc.start : exc.end]
+        raise InvalidInput(
+            f"a text value cannot be stored ({exc.reason}: {bad!r}); send valid Unicode text"
+        ) from exc
     except DataError as exc:
         raise InvalidInput(f"a value does not fit the database column: {exc.orig}") from exc
     except OperationalError as exc:
