@@ -158,6 +158,13 @@ class ServerHandle:
         self._thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def server_handle_class() -> type[ServerHandle]:
+    """The real-server handle, for fixtures wider than one test (``server_factory`` is per test;
+    test modules cannot import it from here: several folders have a conftest)."""
+    return ServerHandle
+
+
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
     """Starts loopml servers over a database and artifact root (defaults under tmp_path)."""

@@ -42,7 +42,6 @@ import schemathesis
 from hypothesis import strategies as st
 from schemathesis import Case, CheckContext, HookContext, Response
 
-from conftest import ServerHandle  # the real-server handle behind server_factory
 from loopml.config import reset_settings
 from loopml.server import create_app
 from loopml.server._identity import SqlIdentityStore
@@ -62,7 +61,9 @@ def errors_are_json(ctx: CheckContext, response: Response, case: Case) -> bool |
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def fuzz_target(
+    tmp_path_factory: pytest.TempPathFactory, server_handle_class: Any
+) -> Iterator[dict[str, Any]]:
     """A real server over a fresh SQLite database, an admin's token, and a little data.
 
     The admin exists so that fuzzing ``POST /api/v1/admin/users`` (which turns access control
@@ -81,7 +82,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         ids.create_user("fuzz-admin", admin=True, password="fuzz admin password")
         token = ids.create_token("fuzz-admin", "fuzz").secret
     reset_settings()
-    server = ServerHandle(app).start()
+    server = server_handle_class(app).start()
     headers = {"Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
