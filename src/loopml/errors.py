@@ -5,6 +5,7 @@ LoopmlError
 ├── InvalidInput(LoopmlError, ValueError)                  400  INVALID_PARAMETER_VALUE
 ├── Unauthenticated(LoopmlError)                           401  UNAUTHENTICATED
 ├── PermissionDenied(LoopmlError)                          403  PERMISSION_DENIED
+├── RateLimited(LoopmlError)                               429  REQUEST_LIMIT_EXCEEDED
 ├── NotFound(LoopmlError, LookupError)                     404  RESOURCE_DOES_NOT_EXIST
 │   ├── ExperimentNotFound
 │   ├── RunNotFound
@@ -49,6 +50,7 @@ __all__ = [
     "PermissionDenied",
     "PipelineFailed",
     "PredictionFailed",
+    "RateLimited",
     "RunNotFound",
     "SchemaVersionError",
     "ServerUnreachable",
@@ -98,6 +100,13 @@ class PermissionDenied(LoopmlError):
 
     code = "PERMISSION_DENIED"
     http_status = 403
+
+
+class RateLimited(LoopmlError):
+    """Too many attempts in a short time (sign-in, for now): wait and try again."""
+
+    code = "REQUEST_LIMIT_EXCEEDED"
+    http_status = 429
 
 
 class NotFound(LoopmlError, LookupError):

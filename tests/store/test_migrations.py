@@ -87,7 +87,9 @@ def test_old_sqlite_upgrades_itself_and_keeps_a_copy(
     close_databases()
 
 
-@pytest.mark.parametrize("revision", ["0001", "0003", "0005", "0006", "0007", "0008", "0009"])
+@pytest.mark.parametrize(
+    "revision", ["0001", "0003", "0005", "0006", "0007", "0008", "0009", "0010"]
+)
 def test_every_released_revision_upgrades_on_open(tmp_path: Path, revision: str) -> None:
     uri = f"sqlite:///{tmp_path / f'at{revision}.db'}"
     db = Database(uri)

@@ -66,7 +66,9 @@ def create_app(
     from loopml.server._monitoring_api import router as monitoring_router
     from loopml.server._pipelines_api import router as pipelines_router
     from loopml.server._registry_api import router as registry_router
+    from loopml.server._session_api import router as session_router
     from loopml.server._tracking_api import router as tracking_router
+    from loopml.server._ui import mount_ui
     from loopml.serving import get_deployment_store
 
     settings = settings or get_settings()
@@ -137,6 +139,8 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected_error)
     app.state.identity_store = SqlIdentityStore(store.db)
     app.include_router(admin_router)
+    app.include_router(session_router)
+    mount_ui(app)
     # access control in front of everything (the online-features fast path included)
     limited = BodyLimit(OnlineFastPath(app), settings.max_request_mb * 1024 * 1024)
     return AccessControl(

@@ -2,27 +2,31 @@
 a route added later is covered without doing anything.
 
 - With no user in the database (the embedded experience), requests pass as ``anonymous``.
-- Once a user exists, every request but ``GET /health`` needs ``Authorization: Bearer <token>``
-  (401 otherwise), and the caller's role in the request's workspace (``X-Loopml-Workspace``,
-  default the server's) must cover what the request does (403 otherwise): reading needs
-  ``reader``, changing needs ``editor``, deleting needs ``manager``, administration needs an
-  admin. A grant on one registered model or deployment counts for that object's routes.
+- Once a user exists, every request but ``GET /health``, the web UI's static files and sign-in
+  needs ``Authorization: Bearer <token>`` or the web UI's session cookie (401 otherwise); a
+  change made with the cookie also needs its ``X-CSRF-Token`` (403 otherwise). The caller's
+  role in the request's workspace (``X-Loopml-Workspace``, default the server's) must cover
+  what the request does (403 otherwise): reading needs ``reader``, changing needs ``editor``,
+  deleting needs ``manager``, administration needs an admin. A grant on one registered model
+  or deployment counts for that object's routes.
 - Every change (any request that is not a read) is appended to the audit log with who, what,
   where from and the outcome, whatever the outcome.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import SimpleCookie
 from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from loopml.server._identity import Identity, SqlIdentityStore
+from loopml.server._identity import Identity, SqlIdentityStore, csrf_token
 
 __all__ = ["AccessControl", "acting_user", "note_change", "required_role"]
 
@@ -33,7 +37,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 _log = logging.getLogger("loopml.server.audit")
 WORKSPACE_HEADER = b"x-loopml-workspace"
-OPEN = frozenset({("GET", "/health"), ("HEAD", "/health")})
+OPEN = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/"), ("HEAD", "/")})
+UI_STATIC = "/ui/"  # the web UI's scripts and styles: public, they hold no data
+SESSION_PATH = "/api/v1/session"  # sign-in, sign-out, who am I: the route decides
+SESSION_COOKIE = "loopml_session"
+CSRF_HEADER = b"x-csrf-token"
+_SAFE = ("GET", "HEAD", "OPTIONS")
 _READ_POSTS = re.compile(r"(/search$|/features/online$|/validate$|/latest-versions$)")
 _MLFLOW_DELETE = re.compile(r"^/(ajax-)?api/2\.0/mlflow/[\w-]+/delete$")
 _OBJECT = re.compile(r"^/api/v1/(models|deployments)/([^/]+)")
@@ -112,12 +121,33 @@ class AccessControl:
             self._enabled = (time.monotonic(), enabled)
         return enabled
 
-    async def _identity(self, token: str) -> Identity | None:
+    async def _identity(self, token: str, kind: str = "api") -> Identity | None:
         # looked up on every request, so a revoked token or a disabled user stops at once
         try:
-            return await run_in_threadpool(self.identities.authenticate, token)
+            return await run_in_threadpool(self.identities.authenticate, token, kind)
         except Exception:  # noqa: BLE001 - a vanished user is simply refused
             return None
+
+    async def _caller(
+        self, method: str, headers: dict[bytes, bytes]
+    ) -> tuple[Identity | None, str]:
+        """Who is calling (a bearer token, else the session cookie), or None and why not."""
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            found = await self._identity(token.strip()) if scheme.lower() == "bearer" else None
+            return found, "a valid API token is required (Authorization: Bearer ...)"
+        session = session_of(headers)
+        if not session:
+            return None, "a valid API token is required (Authorization: Bearer ...)"
+        found = await self._identity(session, "session")
+        if found is None:
+            return None, "the session has ended: sign in again"
+        if method not in _SAFE:
+            given = headers.get(CSRF_HEADER, b"").decode("latin-1")
+            if not hmac.compare_digest(given, csrf_token(session)):
+                return found, "csrf"
+        return found, ""
 
     async def _refuse(
         self, send: Send, scope: Scope, workspace: str, actor: str, status: int, message: str
@@ -145,17 +175,25 @@ class AccessControl:
         method, path = scope["method"], scope["path"]
         headers = dict(scope.get("headers") or [])
         workspace = headers.get(WORKSPACE_HEADER, b"").decode("latin-1") or self.default_workspace
-        if (method, path) in OPEN:
+        if (method, path) in OPEN or (method in _SAFE and path.startswith(UI_STATIC)):
+            await self.app(scope, receive, send)
+            return
+        enabled = await self._auth_enabled()
+        if path == SESSION_PATH:  # sign-in and sign-out check for themselves
+            state = scope.setdefault("state", {})
+            state["auth_enabled"] = enabled
+            state["identity"] = (await self._caller("GET", headers))[0] if enabled else ANONYMOUS
             await self.app(scope, receive, send)
             return
         identity = ANONYMOUS
-        if await self._auth_enabled():
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            scheme, _, token = auth.partition(" ")
-            found = await self._identity(token.strip()) if scheme.lower() == "bearer" else None
+        if enabled:
+            found, why = await self._caller(method, headers)
+            if found is not None and why == "csrf":
+                message = "a change made with the session cookie needs its X-CSRF-Token header"
+                await self._refuse(send, scope, workspace, found.name, 403, message)
+                return
             if found is None:
-                message = "a valid API token is required (Authorization: Bearer ...)"
-                await self._refuse(send, scope, workspace, "anonymous", 401, message)
+                await self._refuse(send, scope, workspace, "anonymous", 401, why)
                 return
             need = required_role(method, path)
             if need == "admin":
@@ -212,6 +250,20 @@ class AccessControl:
             await self.app(scope, receive, watch)
         finally:
             await record()  # the app failed before answering
+
+
+def session_of(headers: dict[bytes, bytes]) -> str:
+    """The session cookie's value, or ""."""
+    raw = headers.get(b"cookie", b"").decode("latin-1")
+    if SESSION_COOKIE not in raw:
+        return ""
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie.load(raw)
+    except Exception:  # noqa: BLE001 - a malformed cookie header is no session
+        return ""
+    morsel = cookie.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None else ""
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:

@@ -24,7 +24,15 @@ from loopml.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, U
 from loopml.store import Database, now_ms, open_database
 from loopml.store.tables import api_tokens, audit_events, grants, users, workspaces
 
-__all__ = ["ROLES", "AuditEvent", "Identity", "SqlIdentityStore", "TokenInfo", "UserInfo"]
+__all__ = [
+    "ROLES",
+    "AuditEvent",
+    "Identity",
+    "SqlIdentityStore",
+    "TokenInfo",
+    "UserInfo",
+    "csrf_token",
+]
 
 ROLES = ("reader", "editor", "manager")  # each includes the ones before it
 OBJECT_TYPES = ("model", "deployment")
@@ -33,7 +41,14 @@ _WORKSPACE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _TOKEN = re.compile(r"^lml_([0-9a-f]{16})_([A-Za-z0-9_-]{20,100})$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MAX_FAILED_LOGINS = 5
+SESSION_HOURS = 12
 LOCKOUT_MS = 15 * 60_000
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token of a web session: derived from its secret, so nothing more is stored and
+    a page of another origin, which cannot read the cookie, cannot compute it."""
+    return hmac.new(session.encode(), b"loopml csrf", hashlib.sha256).hexdigest()
 
 
 def hash_password(password: str) -> str:
@@ -333,6 +348,11 @@ class SqlIdentityStore:
         _check_name(name, "token name")
         if expires_in_days is not None and not 0 < float(expires_in_days) <= 3650:
             raise InvalidInput("expires_in_days must be in (0, 3650] or none")
+        return self._new_token(user, name, expires_in_days, "api")
+
+    def _new_token(
+        self, user: str, name: str, expires_in_days: float | None, kind: str
+    ) -> TokenInfo:
         token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         now = now_ms()
         expires = None if expires_in_days is None else now + int(expires_in_days * 86_400_000)
@@ -348,16 +368,46 @@ class SqlIdentityStore:
                     secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
                     created_at=now,
                     expires_at=expires,
+                    kind=kind,
                 )
             )
         return TokenInfo(
             token_id, user, name, now, expires, None, None, secret=f"lml_{token_id}_{secret}"
         )
 
+    # -- web sessions ---------------------------------------------------------------------------
+    def start_session(self, name: str, password: str) -> TokenInfo:
+        """Sign in with a password: a session (a token of kind "session", for a cookie) that
+        lasts ``SESSION_HOURS``; failures count towards the lockout.
+
+        Raises:
+            Unauthenticated: wrong name or password, or the account is locked.
+        """
+        self.login(name, password)
+        return self._new_token(name, "web session", SESSION_HOURS / 24, "session")
+
+    def end_session(self, session: str) -> None:
+        """Sign out: the session stops working at once (an unknown one is ignored)."""
+        match = _TOKEN.match(session or "")
+        if match is None:
+            return
+        with self.db.write() as conn:
+            conn.execute(
+                update(api_tokens)
+                .where(
+                    api_tokens.c.token_id == match.group(1),
+                    api_tokens.c.kind == "session",
+                    api_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now_ms())
+            )
+
     def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
         """Tokens (of one user), newest first, without secrets."""
-        query = select(api_tokens, users.c.name.label("user")).join(
-            users, users.c.user_id == api_tokens.c.user_id
+        query = (
+            select(api_tokens, users.c.name.label("user"))
+            .join(users, users.c.user_id == api_tokens.c.user_id)
+            .where(api_tokens.c.kind == "api")
         )
         if user is not None:
             query = query.where(users.c.name == user)
@@ -402,8 +452,9 @@ class SqlIdentityStore:
             self.token_owner(token_id)  # NotFound if there is no such token
             raise InvalidState(f"token {token_id!r} is already revoked")
 
-    def authenticate(self, bearer: str) -> Identity | None:
-        """The identity behind a token, or None (unknown, wrong, expired, revoked, disabled)."""
+    def authenticate(self, bearer: str, kind: str = "api") -> Identity | None:
+        """The identity behind a token (``kind`` "api") or a web session ("session"), or None
+        (unknown, wrong kind, wrong secret, expired, revoked, disabled)."""
         match = _TOKEN.match(bearer or "")
         if match is None:
             return None
@@ -420,7 +471,7 @@ class SqlIdentityStore:
         given = hashlib.sha256(secret.encode()).hexdigest()
         if not hmac.compare_digest(given, row.secret_hash):
             return None
-        if row.revoked_at is not None or row.disabled:
+        if row.revoked_at is not None or row.disabled or row.kind != kind:
             return None
         if row.expires_at is not None and row.expires_at <= now:
             return None

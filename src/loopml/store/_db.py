@@ -41,8 +41,20 @@ from loopml.errors import (
 __all__ = ["HEAD_REVISION", "Database", "open_database", "upgrade_database"]
 
 # Pinned by tests/store/test_migrations.py against Alembic's script directory.
-HEAD_REVISION = "0010"
-_KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+HEAD_REVISION = "0011"
+_KNOWN_REVISIONS = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+    "0009",
+    "0010",
+    "0011",
+)
 _SQLITE_BUSY_SECONDS = 30.0
 # From 3.46, PRAGMA optimize can check every table (0x10000) and limits its ANALYZE (0x10);
 # before, it only considers tables the connection's own queries used, and sets no limit.

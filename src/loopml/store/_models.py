@@ -753,7 +753,8 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """An API token: its public id, the SHA-256 of its secret, expiry, revocation, last use."""
+    """An API token (or a web session, kind "session"): its public id, the SHA-256 of its
+    secret, expiry, revocation, last use."""
 
     __tablename__ = "api_tokens"
     token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -766,6 +767,7 @@ class ApiToken(Base):
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="api")
     __table_args__ = (Index("ix_api_tokens_user", "user_id"),)
 
 
