@@ -357,3 +357,50 @@ def test_mlflow_routes_declare_the_fields_they_read(client: HttpClient) -> None:
         if "requestBody" not in op and not op.get("parameters")
     ]
     assert undeclared == []
+
+
+def test_runs_table_routes_column_choice_keys_and_experiment_stats(client: HttpClient) -> None:
+    name = f"e-{uuid.uuid4().hex[:6]}"
+    eid = client.post("/api/v1/experiments", json={"name": name}).json()["experiment_id"]
+    empty = client.post("/api/v1/experiments", json={"name": name + "-empty"}).json()
+    for i in range(3):
+        run_id = client.post("/api/v1/runs", json={"experiment_id": eid}).json()["run"]["info"]
+        batch = {
+            "run_id": run_id["run_id"],
+            "metrics": {
+                "keys": ["acc", "loss", f"only{i}"],
+                "values": [0.5 + i / 10, 1.0 - i / 10, 1.0],
+                "timestamps": [1, 1, 1],
+                "steps": [0, 0, 0],
+            },
+            "params": [{"key": "lr", "value": str(i)}, {"key": "depth", "value": "3"}],
+            "tags": [{"key": "team", "value": "a"}],
+        }
+        assert client.post("/api/v1/runs/batches", json={"batches": [batch]}).status_code == 200
+    keys = client.get(f"/api/v1/experiments/{eid}/keys").json()
+    assert keys["metrics"] == ["acc", "loss", "only0", "only1", "only2"]
+    assert keys["params"] == ["depth", "lr"]
+    assert "team" in keys["tags"]
+    assert client.get("/api/v1/experiments/999999/keys").status_code == 404
+
+    body = {
+        "experiment_ids": [eid],
+        "order_by": ["metrics.acc DESC"],
+        "filter": "params.depth = '3'",
+        "max_results": 2,
+        "columns": {"metrics": ["acc"], "params": [], "tags": ["team"]},
+    }
+    page = client.post("/api/v1/runs/search", json=body).json()
+    assert [r["data"]["metrics"] for r in page["runs"]] == [{"acc": 0.7}, {"acc": 0.6}]
+    assert all(r["data"]["params"] == {} for r in page["runs"])
+    assert all(r["data"]["tags"] == {"team": "a"} for r in page["runs"])
+    assert page["next_page_token"]
+    for bad, field in (({"nope": []}, "nope"), ({"metrics": "acc"}, "metrics")):
+        answer = client.post("/api/v1/runs/search", json={**body, "columns": bad})
+        assert answer.status_code == 400 and field in answer.json()["message"]
+
+    found = client.get("/api/v1/experiments", params={"stats": "true"}).json()["experiments"]
+    by_id = {e["experiment_id"]: e for e in found}
+    assert by_id[eid]["runs"] == 3 and by_id[eid]["last_run_time"] > 0
+    assert by_id[empty["experiment_id"]]["runs"] == 0
+    assert "runs" not in client.get("/api/v1/experiments").json()["experiments"][0]

@@ -92,6 +92,45 @@ def server(host: str, port: int, workers: int, insecure: bool) -> None:
 
 
 @cli.command()
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-browser", is_flag=True, help="Print the address instead of opening it.")
+def ui(port: int, no_browser: bool) -> None:
+    """Open the web UI: of the server LOOPML_TRACKING_URI names, else of a local server started
+    here on loopback (over LOOPML_HOME's database, until Ctrl-C)."""
+    import threading
+    import webbrowser
+
+    from loopml.config import get_settings
+
+    remote = get_settings().tracking_uri or ""
+    if remote.startswith(("http://", "https://")):
+        url = remote.rstrip("/") + "/"
+        click.echo(url)
+        if not no_browser:
+            webbrowser.open(url)
+        return
+    from loopml.server import run_server
+
+    url = f"http://127.0.0.1:{port}/"
+
+    def announce() -> None:
+        import httpx
+
+        for _ in range(300):  # until the server answers (about 30 s at most)
+            try:
+                httpx.get(url + "health", timeout=1)
+                break
+            except httpx.HTTPError:
+                threading.Event().wait(0.1)
+        click.echo(f"loopml UI at {url}", err=True)
+        if not no_browser:
+            webbrowser.open(url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    run_server("127.0.0.1", port, workers=1)
+
+
+@cli.command()
 @click.option(
     "--tracking-uri",
     default=None,

@@ -187,6 +187,7 @@ class SearchRuns(_Body):
     max_results: int = 1000
     order_by: list[str] = Field(default_factory=list)
     page_token: str | None = None
+    columns: dict[str, list[str]] | None = None
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -212,8 +213,10 @@ def search_experiments(
     filter: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
     page_token: str | None = None,
+    stats: bool = False,
 ) -> dict[str, Any]:
-    """Search experiments (MLflow's experiment filter grammar), one page at a time."""
+    """Search experiments (MLflow's experiment filter grammar), one page at a time; with
+    ``stats``, each carries its active run count and last run's start time."""
     page = store.search_experiments(
         view_type=view_type,
         max_results=max_results,
@@ -221,7 +224,19 @@ def search_experiments(
         order_by=order_by,
         page_token=page_token,
     )
-    return {"experiments": [e.to_dict() for e in page], "next_page_token": page.token}
+    found = [e.to_dict() for e in page]
+    if stats:
+        counts = store.experiment_stats([e["experiment_id"] for e in found])
+        for e in found:
+            e.update(counts[e["experiment_id"]])
+    return {"experiments": found, "next_page_token": page.token}
+
+
+@router.get("/experiments/{experiment_id}/keys")
+def run_keys(experiment_id: str, store: Store) -> dict[str, Any]:
+    """The metric, param and tag keys the experiment's runs use (columns, autocompletion)."""
+    store.get_experiment(experiment_id)  # 404 for an unknown one
+    return store.run_keys([experiment_id])  # type: ignore[no-any-return]
 
 
 @router.get("/experiments/get-by-name")
@@ -331,6 +346,7 @@ def search_runs(body: SearchRuns, store: Store) -> Response:
         max_results=body.max_results,
         order_by=body.order_by,
         page_token=body.page_token,
+        columns=body.columns,
     )
     out = {"runs": [r.to_dict() for r in page], "next_page_token": page.token}
     return Response(orjson.dumps(out), media_type="application/json")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loopml.errors import (
@@ -155,6 +155,21 @@ def _write_sql(mark: str) -> dict[str, str]:
     }
 
 
+def _check_columns(columns: Any) -> dict[str, list[str]] | None:
+    if columns is None:
+        return None
+    if not isinstance(columns, dict):
+        raise InvalidInput("columns must be an object of metrics, params and tags key lists")
+    for kind, keys in columns.items():
+        if kind not in ("metrics", "params", "tags"):
+            raise InvalidInput(f"columns: unknown kind {kind!r} (metrics, params or tags)")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise InvalidInput(f"columns.{kind} must be a list of key names")
+        if len(keys) > 1000:
+            raise InvalidInput(f"columns.{kind}: at most 1000 keys")
+    return columns
+
+
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -254,8 +269,14 @@ class SqlTrackingStore(TrackingStore):
             parent_run_id=row.parent_run_id,
         )
 
-    def _load_runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
-        """Whole runs for ids, in the order given, with four set-based queries per chunk."""
+    def _load_runs(
+        self,
+        conn: Connection,
+        run_ids: Sequence[str],
+        columns: dict[str, list[str]] | None = None,
+    ) -> list[Run]:
+        """Runs for ids, in the order given, with four set-based queries per chunk; with
+        ``columns``, only those metric, param and tag keys (what a table shows)."""
         infos: dict[str, RunInfo] = {}
         data: dict[str, tuple[dict[str, float], dict[str, str], dict[str, str]]] = {
             r: ({}, {}, {}) for r in run_ids
@@ -265,19 +286,28 @@ class SqlTrackingStore(TrackingStore):
             ids = tuple(chunk)
             marks = ", ".join([self._mark] * len(ids))
 
-            def fetch(sql: str, ids: tuple[str, ...] = ids, marks: str = marks) -> list[Any]:
+            def fetch(
+                sql: str, kind: str = "", ids: tuple[str, ...] = ids, marks: str = marks
+            ) -> list[Any]:
+                sql, args = sql.format(marks=marks), ids
+                wanted = None if columns is None else columns.get(kind)
+                if wanted is not None:
+                    if not wanted:
+                        return []
+                    sql += ' AND "key" IN ({})'.format(", ".join([self._mark] * len(wanted)))
+                    args = ids + tuple(wanted)
                 # Driver-level fetchall: SQLAlchemy's row-by-row iteration costs more here.
-                return conn.exec_driver_sql(sql.format(marks=marks), ids).fetchall()
+                return conn.exec_driver_sql(sql, args).fetchall()
 
             for r in fetch(self._sql["load_runs"]):
                 infos[r[0]] = RunInfo(
                     r[0], str(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]
                 )
-            for rid, key, value, is_nan in fetch(self._sql["load_latest"]):
+            for rid, key, value, is_nan in fetch(self._sql["load_latest"], "metrics"):
                 data[rid][0][key] = nan if is_nan else value
-            for rid, key, value in fetch(self._sql["load_params"]):
+            for rid, key, value in fetch(self._sql["load_params"], "params"):
                 data[rid][1][key] = value
-            for rid, key, value in fetch(self._sql["load_tags"]):
+            for rid, key, value in fetch(self._sql["load_tags"], "tags"):
                 data[rid][2][key] = value
         out = []
         for rid in run_ids:
@@ -809,9 +839,14 @@ class SqlTrackingStore(TrackingStore):
         max_results: int = 1000,
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
+        columns: dict[str, list[str]] | None = None,
     ) -> PagedList[Run]:
+        """Runs matching an MLflow filter string, in the requested order, one page at a time;
+        ``columns`` (``{"metrics": [...], "params": [...], "tags": [...]}``) limits the keys
+        loaded per kind (a kind left out is loaded whole)."""
         if isinstance(experiment_ids, str):
             experiment_ids = [experiment_ids]
+        columns = _check_columns(columns)
         ids = [validate_experiment_id(e) for e in experiment_ids]
         stages = ViewType.stages(view_type)
         check_max_results(max_results)
@@ -829,9 +864,58 @@ class SqlTrackingStore(TrackingStore):
                 offset=offset,
                 limit=max_results + 1,
             )
-            page = self._load_runs(conn, found[:max_results])
+            page = self._load_runs(conn, found[:max_results], columns)
         token = encode_page_token(offset + max_results) if len(found) > max_results else None
         return PagedList(page, token)
+
+    def run_keys(self, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The metric, param and tag keys used by the active runs of experiments, sorted (for
+        a table's column chooser and a filter's autocompletion)."""
+        ids = [validate_experiment_id(e) for e in experiment_ids]
+        out: dict[str, list[str]] = {}
+        with self.db.read() as conn:
+            runs_of = (
+                select(runs.c.run_uuid)
+                .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+                .where(
+                    runs.c.experiment_id.in_([int(i) for i in ids]),
+                    runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
+                    experiments.c.workspace == self.workspace,
+                )
+            )
+            for kind, table in (
+                ("metrics", latest_metrics),
+                ("params", params),
+                ("tags", run_tags),
+            ):
+                found = conn.execute(
+                    select(table.c.key).where(table.c.run_uuid.in_(runs_of)).distinct()
+                ).scalars()
+                out[kind] = sorted(found)
+        return out
+
+    def experiment_stats(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per experiment: how many active runs it has and when the last one started."""
+        ids = [int(validate_experiment_id(e)) for e in experiment_ids]
+        if not ids:
+            return {}
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    runs.c.experiment_id,
+                    func.count().label("runs"),
+                    func.max(runs.c.start_time).label("last"),
+                )
+                .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+                .where(
+                    runs.c.experiment_id.in_(ids),
+                    runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
+                    experiments.c.workspace == self.workspace,
+                )
+                .group_by(runs.c.experiment_id)
+            ).all()
+        found = {str(r.experiment_id): {"runs": r.runs, "last_run_time": r.last} for r in rows}
+        return {str(i): found.get(str(i), {"runs": 0, "last_run_time": None}) for i in ids}
 
     # -- artifacts -----------------------------------------------------------------------------
     @functools.lru_cache(maxsize=64)  # noqa: B019 - a store lives as long as the process
