@@ -313,6 +313,14 @@ def test_http_routes_and_the_cli(
         assert q["variants"]["main"]["accuracy"] == pytest.approx(
             accuracy_score(frame.y, model.predict(frame[["x1", "x2"]]))
         )
+        traffic = http.get("/monitoring/deployments/fraud/traffic", params={"window": "1h"})
+        main = traffic.json()["variants"]["main"]
+        assert main["requests"] == 300 and main["errors"] == 0 and main["p50_ms"] == 2.0
+        assert main["requests_per_s"] == pytest.approx(300 / 3600)
+        recent = http.get("/monitoring/deployments/fraud/traffic", params={"window": "5m"})
+        assert recent.json()["variants"] == {}  # the requests are 20 minutes old
+        bad = http.get("/monitoring/deployments/fraud/traffic", params={"window": "soon"})
+        assert bad.status_code == 400 and "window" in bad.json()["message"]
         html = http.get("/monitoring/deployments/fraud/report", params={"window": "1h"})
         assert html.status_code == 200 and 'class="dist-plot"' in html.text
         rule = {

@@ -146,9 +146,57 @@ def test_every_page_loads_without_console_errors(site: dict, page: Any) -> None:
     page.click("table[aria-label=deployments] >> text=churn")
     page.locator("[data-chart='traffic split'] canvas").wait_for()
     page.locator("table[aria-label=changes] tr").nth(4).wait_for()
+    page.get_by_label("live window").select_option("24h")  # the demo's traffic is minutes old
+    live = page.locator("table[aria-label='live traffic'] tr[data-variant=champion] td")
+    live.nth(1).wait_for()
+    assert int(live.nth(1).inner_text()) > 1000  # requests the demo sent to the champion
     _shot(page, "deployment")
     page.goto(url + "/#/nowhere")
     page.get_by_role("heading", level=1).filter(has_text="Not found").wait_for()
+    assert page.errors == []
+
+
+def test_loop_pages_show_tests_drift_features_data_and_pipelines(site: dict, page: Any) -> None:
+    url = site["url"]
+    _open(page, url + "/#/abtests", "A/B tests")
+    page.click("table[aria-label='ab tests'] >> text=churn-challenger")
+    page.locator("[data-verdict='keep running']").wait_for()
+    page.locator("[data-srm=ok]").wait_for()
+    page.locator("[data-chart=lift] canvas").wait_for()
+    assert "p adjusted" in page.inner_text("table[aria-label=analysis]")
+    page.get_by_role("tab", name="Bayesian").click()
+    page.locator("table[aria-label=analysis] >> text=P(better)").wait_for()
+    _shot(page, "abtest")
+
+    _open(page, url + "/#/monitoring?deployment=churn&window=24h&bucket=1s", "Monitoring")
+    drifted = page.locator("table[aria-label=drift] >> text=drifted")
+    drifted.first.wait_for()
+    assert drifted.count() >= 3  # the demo shifts behaviour: several inputs drift
+    page.locator("[data-chart=distribution] canvas").wait_for()
+    page.locator("[data-chart=quality] canvas").wait_for()
+    page.locator("table[aria-label=alerts] >> text=churn-accuracy-drop").wait_for()
+    _shot(page, "monitoring")
+    page.click("table[aria-label=alerts] >> text=churn-retrain run")  # what the alert started
+    page.get_by_role("heading", level=1).filter(has_text="churn-retrain").wait_for()
+    page.locator("[data-chart=dag] canvas").wait_for()
+    page.locator("tr[data-step=train_model] >> text=Log").click()
+    page.locator("pre[aria-label='step log']").wait_for()
+    _shot(page, "pipeline-run")
+    _open(page, url + "/#/pipelines", "Pipelines")
+    page.locator("table[aria-label='pipeline runs'] >> text=alert:churn-accuracy-drop").wait_for()
+
+    _open(page, url + "/#/features", "Features")
+    page.locator("[data-service=churn_model]").wait_for()
+    page.click("table[aria-label='feature views'] >> text=churn_activity")
+    page.locator("table[aria-label=fields] >> text=sessions_7d").wait_for()
+    _shot(page, "features")
+
+    _open(page, url + "/#/datasets", "Datasets")
+    page.click("table[aria-label=datasets] >> text=churn-training")
+    page.locator("table[aria-label=schema] >> text=monthly_charge").wait_for()
+    page.locator("table[aria-label=diff] >> text=drifted").first.wait_for()
+    assert "11742 → 4275" in page.inner_text("main")  # the retraining set is the recent slice
+    _shot(page, "dataset")
     assert page.errors == []
 
 

@@ -3,6 +3,7 @@ quality, the HTML report, alert rules and alerts of a deployment)."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -15,8 +16,10 @@ from loopml.monitoring import (
     AlertRule,
     Monitor,
     SqlMonitorStore,
+    parse_duration,
     render_report,
     report_data,
+    summarize,
 )
 from loopml.server._tracking_api import JsonRoute, scoped
 
@@ -70,6 +73,20 @@ async def get_drift(
     """Drift of the deployment's window against its serving version's training data."""
     report = await run_in_threadpool(monitor.check, deployment, window, variant=variant)
     return report.to_dict()
+
+
+@router.get("/monitoring/deployments/{deployment}/traffic")
+async def get_traffic(deployment: str, monitor: Mon, window: Window = "5m") -> dict[str, Any]:
+    """Per variant over the last ``window``: requests, requests per second, errors, error rate
+    and latency percentiles (p50, p99), from the prediction log."""
+    seconds = parse_duration(window)
+    since = time.time() - seconds
+    found = await run_in_threadpool(
+        lambda: summarize(monitor.log_uri, deployment=deployment, since=since)
+    )
+    for stats in found.values():
+        stats["requests_per_s"] = stats["requests"] / seconds
+    return {"deployment": deployment, "window": window, "variants": found}
 
 
 @router.get("/monitoring/deployments/{deployment}/quality")

@@ -10,15 +10,25 @@ import { RunPage } from "./pages/run.js";
 import { ComparePage } from "./pages/compare.js";
 import { ModelsPage, ModelPage } from "./pages/models.js";
 import { DeploymentsPage, DeploymentPage } from "./pages/deployments.js";
+import { AbtestsPage, AbtestPage } from "./pages/abtests.js";
+import { MonitoringPage } from "./pages/monitoring.js";
+import { FeaturesPage, FeatureViewPage } from "./pages/features.js";
+import { DatasetsPage, DatasetPage } from "./pages/datasets.js";
+import { PipelinesPage, PipelineRunPage } from "./pages/pipelines.js";
 
 const SECTIONS = [
   ["experiments", "Experiments"],
   ["models", "Models"],
   ["deployments", "Deployments"],
+  ["abtests", "A/B tests"],
+  ["monitoring", "Monitoring"],
+  ["features", "Features"],
+  ["datasets", "Datasets"],
+  ["pipelines", "Pipelines"],
 ];
 
 function route({ parts, query }) {
-  const [head, id, sub] = parts;
+  const [head, id] = parts;
   switch (head) {
     case undefined:
     case "experiments":
@@ -28,7 +38,13 @@ function route({ parts, query }) {
     case "models": return id ? html`<${ModelPage} name=${id} query=${query} />` : html`<${ModelsPage} />`;
     case "deployments":
       return id ? html`<${DeploymentPage} name=${id} />` : html`<${DeploymentsPage} />`;
-    default: return html`<div><h1>Not found</h1><p>No page at <code>#/${parts.join("/")}</code>. ${sub || ""}</p></div>`;
+    case "abtests": return id ? html`<${AbtestPage} name=${id} />` : html`<${AbtestsPage} />`;
+    case "monitoring": return html`<${MonitoringPage} query=${query} />`;
+    case "features": return id ? html`<${FeatureViewPage} name=${id} />` : html`<${FeaturesPage} />`;
+    case "datasets": return id ? html`<${DatasetPage} name=${id} />` : html`<${DatasetsPage} />`;
+    case "pipelines": return html`<${PipelinesPage} />`;
+    case "pipeline-runs": return html`<${PipelineRunPage} runId=${id} />`;
+    default: return html`<div><h1>Not found</h1><p>No page at <code>#/${parts.join("/")}</code>.</p></div>`;
   }
 }
 
@@ -111,7 +127,8 @@ function App() {
     return html`<${SignIn} onSignedIn=${(s) => setSession({ user: s.user, csrf: s.csrf_token,
       admin: !!s.admin, roles: s.roles || {} })} />`;
   }
-  const section = where.parts[0] === "runs" || where.parts[0] === "compare" ? "experiments" : where.parts[0] || "experiments";
+  const head = where.parts[0] || "experiments";
+  const section = { runs: "experiments", compare: "experiments", "pipeline-runs": "pipelines" }[head] || head;
   return html`<${Shell} where=${section}>${route(where)}<//>`;
 }
 

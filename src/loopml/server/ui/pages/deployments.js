@@ -1,9 +1,9 @@
-// Deployments: variants and their traffic split, the rollout and its steps, every change
+// Deployments: variants and their traffic split, live requests/s, latency and errors, the rollout and its steps, every change
 // (revision history); change traffic, promote a variant, roll back — each confirmed, each through
 // the same API as the CLI.
 import {
-  html, useState, get, post, useApi, ErrorBox, Loading, Empty, Confirm, Chart, fmtTime, fmtAgo,
-  statusPill, href, enc,
+  html, useState, useEffect, get, post, useApi, ErrorBox, Loading, Empty, Confirm, Chart, fmtTime, fmtAgo,
+  fmtNum, statusPill, href, enc,
 } from "../lib.js";
 
 function modelLink(uri) {
@@ -40,6 +40,32 @@ function TrafficForm({ dep, onDone, onCancel }) {
         onInput=${(e) => setWeights({ ...weights, [v.name]: e.target.value })} />`)}</div>
     <p class=${Math.abs(total - 100) < 1e-6 ? "muted" : "warn"}>Total ${total}% (the server checks the weights).</p>
   <//>`;
+}
+
+const LIVE_WINDOWS = ["1m", "5m", "1h", "24h"];
+
+// requests/s, latency percentiles and error rate per variant from the prediction log, refreshed
+// every 10 s
+function Live({ name }) {
+  const [window, setWindow] = useState("5m");
+  const live = useApi(() => get(`monitoring/deployments/${enc(name)}/traffic?window=${window}`), [name, window]);
+  useEffect(() => {
+    const timer = setInterval(live.reload, 10_000);
+    return () => clearInterval(timer);
+  }, [name, window]);
+  const variants = live.data ? Object.entries(live.data.variants) : [];
+  return html`<div>
+    <div class="toolbar"><label>over the last <select aria-label="live window" value=${window}
+      onChange=${(e) => setWindow(e.target.value)}>${LIVE_WINDOWS.map((w) => html`<option value=${w}>${w}</option>`)}</select></label>
+      <span class="muted">from the prediction log, refreshed every 10 s</span></div>
+    <${ErrorBox} error=${live.error} />
+    ${live.data && !variants.length ? html`<${Empty}>No request in this window.<//>` : null}
+    ${variants.length ? html`<table class="t" aria-label="live traffic"><thead><tr><th>Variant</th><th class="num">Requests</th>
+      <th class="num">Requests/s</th><th class="num">p50 ms</th><th class="num">p99 ms</th><th class="num">Error rate</th></tr></thead>
+      <tbody>${variants.map(([v, x]) => html`<tr data-variant=${v}><td>${v}</td><td class="num">${x.requests}</td>
+        <td class="num">${fmtNum(x.requests_per_s, 3)}</td><td class="num">${fmtNum(x.p50_ms, 3)}</td><td class="num">${fmtNum(x.p99_ms, 3)}</td>
+        <td class=${"num " + (x.error_rate > 0.01 ? "bad" : "")}>${fmtNum(100 * x.error_rate, 3)}%</td></tr>`)}</tbody></table>` : null}
+  </div>`;
 }
 
 function Rollout({ rollout }) {
@@ -97,6 +123,8 @@ export function DeploymentPage({ name }) {
       onCancel=${() => setDialog(null)} onDone=${() => done("Rolled back to the previous revision's variants")}
       action=${() => post(`deployments/${enc(name)}/rollback`, {})}>
       <p>The deployment goes back to the variants it had before its last change${canary.length ? " (the canary is dropped)" : ""}.</p><//>` : null}
+    <h2>Live</h2>
+    <${Live} name=${name} />
     <h2>Rollout</h2>
     <${Rollout} rollout=${d.rollout} />
     <h2>Changes</h2>

@@ -50,10 +50,13 @@ function FilterBox({ value, keys, onApply }) {
     setSuggest(suggestionsFor(e.target.value, e.target.selectionStart, keys));
     setActive(0);
   };
-  const pick = (item) => {
+  const pick = (item, word = suggest.word) => {
+    // read the box itself: a key typed just before may not have re-rendered yet
+    const current = input.current.value;
     const cursor = input.current.selectionStart;
-    const start = cursor - suggest.word.length;
-    const next = text.slice(0, start) + item + " " + text.slice(cursor);
+    const start = cursor - word.length;
+    const next = current.slice(0, start) + item + " " + current.slice(cursor);
+    input.current.value = next;
     setText(next);
     setSuggest({ word: "", items: [] });
     requestAnimationFrame(() => {
@@ -63,17 +66,20 @@ function FilterBox({ value, keys, onApply }) {
     });
   };
   const onKey = (e) => {
-    const open = suggest.items.length > 0;
+    // suggestions from the box itself: the last keys typed may not have re-rendered yet
+    const fresh = suggestionsFor(e.target.value, e.target.selectionStart, keys);
+    const open = suggest.items.length > 0 && fresh.items.length > 0;
+    const item = open ? fresh.items[Math.min(active, fresh.items.length - 1)] : null;
     if (open && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
       e.preventDefault();
       const step = e.key === "ArrowDown" ? 1 : -1;
-      setActive((a) => (a + step + suggest.items.length) % suggest.items.length);
-    } else if (open && (e.key === "Tab" || (e.key === "Enter" && active >= 0 && suggest.items[active] && !e.ctrlKey))) {
+      setActive((a) => (a + step + fresh.items.length) % fresh.items.length);
+    } else if (open && (e.key === "Tab" || (e.key === "Enter" && !e.ctrlKey))) {
       e.preventDefault();
-      pick(suggest.items[active]);
+      pick(item, fresh.word);
     } else if (e.key === "Enter") {
       setSuggest({ word: "", items: [] });
-      onApply(text.trim());
+      onApply(e.target.value.trim());
     } else if (e.key === "Escape") {
       setSuggest({ word: "", items: [] });
     }
