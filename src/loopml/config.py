@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     max_request_mb: int = Field(
         default=64, ge=1, le=4096, description="Largest request body the server reads (MiB)."
     )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for the next part of a request body (s); slower gets 408.",
+    )
     pipeline_executor: str = Field(
         default="threads",
         description="Where pipeline steps run: threads, processes, ray or ray://host:port.",

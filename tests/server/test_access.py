@@ -315,3 +315,110 @@ def test_alias_traffic_and_grant_changes_carry_before_and_after(
     assert _call(server, "POST", "/api/v1/grants", alice, "team-a", json=grant).status_code == 201
     (latest,) = ids.audit_log(workspace="team-a", limit=1)
     assert latest.detail["before"] == "reader" and latest.detail["after"] == "editor"
+
+
+def test_the_cli_administers_a_remote_server_with_an_admin_token(
+    secured: dict[str, Any], loopml_cmd: list[str]
+) -> None:
+    server, tokens, ids = secured["server"], secured["tokens"], secured["ids"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    env.update(LOOPML_TRACKING_URI=server.url, LOOPML_TRACKING_TOKEN=tokens["root"])
+
+    def run(*args: str, stdin: str = "", token: str | None = None) -> Any:
+        proc_env = {**env, "LOOPML_TRACKING_TOKEN": token or tokens["root"]}
+        return subprocess.run(
+            [*loopml_cmd, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=proc_env,
+        )
+
+    assert run("workspaces", "create", "team-z").returncode == 0
+    made = run("users", "create", "zed", "--password-stdin", stdin="zed password 1\n")
+    assert made.returncode == 0 and "created user zed" in made.stdout
+    assert run("grants", "add", "zed", "editor", "-w", "team-z").returncode == 0
+    token = run("tokens", "create", "zed", "--name", "laptop")
+    assert token.returncode == 0 and token.stdout.startswith("lml_")
+    # what the CLI did over HTTP is in the database, and in the audit log under root's name
+    assert ids.identity("zed").roles == {"team-z": "editor"}
+    assert [t.name for t in ids.list_tokens("zed")] == ["laptop"]
+    listed = run("grants", "list", "-w", "team-z", "--json")
+    assert '"zed"' in listed.stdout and '"editor"' in listed.stdout
+    everyone = run("grants", "list", "--json")
+    assert '"team-a"' in everyone.stdout and '"team-z"' in everyone.stdout
+    assert run("users", "password", "zed", stdin="zed password 2\n").returncode == 0
+    ids.login("zed", "zed password 2")
+    audit = run("audit", "--user", "root", "--json")
+    assert "POST /api/v1/admin/users" in audit.stdout and "zed password" not in audit.stdout
+    token_id = token.stdout.split("_")[1]
+    assert run("tokens", "revoke", token_id).returncode == 0
+    assert run("users", "disable", "zed").returncode == 0
+    assert ids.get_user("zed").disabled
+    # a non-admin's token, a wrong token: one line, non-zero exit, no traceback
+    for token_used, needle in ((tokens["alice"], "an admin"), (tokens["alice"] + "x", "token")):
+        proc = run("users", "list", token=token_used)
+        assert proc.returncode == 1 and needle in proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    bad = run("grants", "add", "ghost", "reader", "-w", "team-z")
+    assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+def test_a_model_grant_counts_on_the_mlflow_registry_routes(secured: dict[str, Any]) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    server, ids = secured["server"], secured["ids"]
+    import pandas as pd
+
+    x = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
+    with loopml.start_run():  # straight to the database: models in the default workspace
+        for name in ("churn", "churn", "fraud"):
+            loopml.log_model(
+                LogisticRegression().fit(x, [0, 0, 1, 1]), "m", registered_model_name=name
+            )
+    ids.create_user("carol")
+    ids.add_grant("carol", "default", "editor", object_type="model", object_name="churn")
+    carol = str(ids.create_token("carol", "t").secret)
+    # the official mlflow client: query-string and body routes, on her model and on another
+    code = f"""
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import RestException
+mlflow.set_tracking_uri({server.url!r})
+client = MlflowClient()
+print("read", client.get_registered_model("churn").name)
+client.set_registered_model_alias("churn", "production", "2")
+print("alias", client.get_model_version_by_alias("churn", "production").version)
+for call in (lambda: client.get_registered_model("fraud"),
+             lambda: client.set_registered_model_alias("fraud", "production", "1"),
+             lambda: client.search_registered_models()):
+    try:
+        call()
+        print("allowed")
+    except RestException as exc:
+        print("refused", exc.error_code)
+"""
+    env = {**os.environ, "MLFLOW_TRACKING_TOKEN": carol}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:5] == [
+        "read churn",
+        "alias 2",
+        "refused PERMISSION_DENIED",
+        "refused PERMISSION_DENIED",
+        "refused PERMISSION_DENIED",
+    ]
+    assert loopml.Client().get_model_version_by_alias("churn", "production").version == "2"
+    moved = ids.audit_log(actor="carol", object_type="model", object_name="churn")
+    assert [e.status for e in moved] == [200]
+    assert "alias" in moved[0].action
+    # a refused change names the model from the body in the audit log (mlflow's own client
+    # stops at its read first)
+    body = {"name": "fraud", "alias": "production", "version": "1"}
+    denied = _call(server, "POST", "/api/2.0/mlflow/registered-models/alias", carol, json=body)
+    assert denied.status_code == 403
+    refused = ids.audit_log(actor="carol", object_type="model", object_name="fraud")
+    assert [e.status for e in refused] == [403]

@@ -4,6 +4,7 @@ plane, and secrets kept out of answers, settings and the database."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -91,3 +92,102 @@ def test_tokens_never_come_back(server_factory: Any) -> None:
     part = secret.split("_", 2)[2]
     assert all(part not in a for a in answers)
     assert "token_id" in answers[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/experiments"), ("PUT", "/api/v1/runs/{run}/artifacts/a.bin")],
+)
+def test_a_stalled_body_gets_408(
+    monkeypatch: pytest.MonkeyPatch, server_factory: Any, method: str, path: str
+) -> None:
+    import socket
+    import time
+
+    monkeypatch.setenv("LOOPML_BODY_TIMEOUT_S", "1")
+    reset_settings()
+    server = server_factory()
+    experiment = httpx.post(f"{server.url}/api/v1/experiments", json={"name": "e"}).json()
+    run = httpx.post(f"{server.url}/api/v1/runs", json=experiment).json()["run"]["info"]
+    path = path.format(run=run["run_id"])
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as conn:
+        conn.sendall(head.encode() + b'{"name": ')  # and then nothing more
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            part = conn.recv(4096)
+            if not part:
+                break
+            answer += part
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b'"error_code":"REQUEST_TIMEOUT"' in answer
+    assert time.monotonic() - started < 15
+    # the server is still there for everyone else, and nothing half-written was kept
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    listed = httpx.get(f"{server.url}/api/v1/runs/{run['run_id']}/artifacts").json()
+    assert listed["files"] == []
+    reset_settings()
+
+
+def test_server_logs_hold_no_secret(
+    loopml_cmd: list[str], free_tcp_port: int, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import time
+
+    from loopml.server._identity import SqlIdentityStore
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    env.update(LOOPML_HOME=str(tmp_path), LOOPML_SERVING_TOKEN="serving-secret-0")
+    ids = SqlIdentityStore(f"sqlite:///{tmp_path / 'loopml.db'}")
+    ids.create_user("ada", admin=True, password="pass-phrase-ada")
+    token = str(ids.create_token("ada", "t").secret)
+    url = f"http://127.0.0.1:{free_tcp_port}"
+    log = tmp_path / "server.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*loopml_cmd, "server", "--port", str(free_tcp_port), "--log-level", "debug"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(url + "/api/v1/me", headers=auth).status_code == 200
+        assert httpx.get(url + "/api/v1/me", headers={"Authorization": token + "x"}).is_error
+        for password in ("wrong-pass-phrase", "pass-phrase-ada"):
+            httpx.post(url + "/api/v1/session", json={"username": "ada", "password": password})
+        hook = {"url": "http://127.0.0.1:9/h", "events": ["alias.set"], "secret": "hook-secret-0"}
+        assert httpx.post(url + "/api/v1/webhooks", json=hook, headers=auth).status_code < 300
+        rule = {
+            "deployment": "d",
+            "metric": "drift_share",
+            "op": ">",
+            "threshold": 0.2,
+            "notifiers": [{"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "rule-0"}],
+        }
+        assert httpx.put(url + "/api/v1/monitoring/rules/r", json=rule, headers=auth).is_success
+        bad = httpx.post(url + "/api/v1/experiments", content=b"{", headers=auth)
+        assert bad.status_code == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    text = log.read_text()
+    assert "GET /api/v1/me" in text  # the log was written: the access log is on
+    secret_part = token.split("_", 2)[2]
+    for secret in (secret_part, "pass-phrase-ada", "wrong-pass-phrase", "hook-secret-0", "rule-0"):
+        assert secret not in text, secret
+    assert "serving-secret-0" not in text

@@ -428,3 +428,44 @@ def test_sign_in_and_changes_with_the_session(server_factory: Any, chromium_brow
     assert gone.status_code == 401
     assert errors == []
     context.close()
+
+
+def test_two_workspaces_in_the_browser(server_factory: Any, chromium_browser: Any) -> None:
+    from loopml.config import get_settings
+    from loopml.server._identity import SqlIdentityStore
+    from loopml.tracking import SqlTrackingStore
+
+    settings = get_settings()
+    ids = SqlIdentityStore(settings.resolved_database_uri)
+    ids.create_user("root", admin=True, password="root password 1")
+    for user, workspace in (("alice", "team-a"), ("bob", "team-b")):
+        ids.create_workspace(workspace)
+        ids.create_user(user, password=f"{user} password 1")
+        ids.add_grant(user, workspace, "editor")
+        store = SqlTrackingStore(
+            settings.resolved_database_uri, settings.resolved_artifact_uri, workspace=workspace
+        )
+        store.create_experiment(f"{workspace}-experiment")
+    server = server_factory(settings.resolved_database_uri, settings.resolved_artifact_uri)
+    context = chromium_browser.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("alice password 1")
+    page.get_by_role("button", name="Sign in").click()
+    menu = page.get_by_label("workspace")
+    menu.wait_for()
+    assert menu.locator("option").all_inner_texts() == ["(server default)", "team-a"]
+    menu.select_option("team-a")
+    table = page.locator("table[aria-label=experiments]")
+    table.wait_for()
+    assert "team-a-experiment" in table.inner_text()
+    assert "team-b-experiment" not in table.inner_text()
+    # a tampered workspace choice gets the server's refusal, not bob's data
+    page.evaluate("() => localStorage.setItem('loopml.workspace', 'team-b')")
+    page.reload()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "PERMISSION_DENIED" in alert.inner_text() and "team-b" in alert.inner_text()
+    assert "team-b-experiment" not in page.inner_text("main")
+    context.close()

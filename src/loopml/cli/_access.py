@@ -1,5 +1,6 @@
 """``loopml users | tokens | workspaces | grants | audit``: administration against the database
-directly (how the first admin is made); a shared server's admins can use its HTTP API too."""
+directly (how the first admin is made), or through a server's HTTP API when
+``LOOPML_TRACKING_URI`` names one (with an admin's ``LOOPML_TRACKING_TOKEN``)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,9 @@ def _identities() -> Any:
     settings = get_settings()
     uri = settings.tracking_uri or settings.resolved_database_uri
     if uri.startswith(("http://", "https://")):
-        raise InvalidInput(
-            "administration works on the database (set LOOPML_DATABASE_URI); against a server "
-            "use its /api/v1/admin routes with an admin token"
-        )
+        from loopml.server import RestIdentityStore
+
+        return RestIdentityStore(uri, token=settings.tracking_token)
     return SqlIdentityStore(uri)
 
 

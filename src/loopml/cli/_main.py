@@ -67,7 +67,14 @@ def cli() -> None:
     is_flag=True,
     help="Listen beyond loopback although no user exists (anyone reaching it can change it).",
 )
-def server(host: str, port: int, workers: int, insecure: bool) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="info adds the access log.",
+)
+def server(host: str, port: int, workers: int, insecure: bool, log_level: str) -> None:
     """Run the loopml server (JSON API under /api/v1, OpenAPI at /docs)."""
     import ipaddress
 
@@ -88,7 +95,7 @@ def server(host: str, port: int, workers: int, insecure: bool) -> None:
             )
 
     click.echo(f"loopml server listening on http://{host}:{port} (API docs at /docs)", err=True)
-    run_server(host, port, workers=workers)
+    run_server(host, port, workers=workers, log_level=log_level)
 
 
 @cli.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopml.server._app import create_app
 from loopml.server._identity import ROLES, SqlIdentityStore
+from loopml.server._identity_rest import RestIdentityStore
 from loopml.server._run import run_server
 
-__all__ = ["ROLES", "SqlIdentityStore", "create_app", "run_server"]
+__all__ = ["ROLES", "RestIdentityStore", "SqlIdentityStore", "create_app", "run_server"]

@@ -87,6 +87,18 @@ async def disable_user(name: str, request: Request) -> dict[str, Any]:
     return {"user": user.to_dict()}
 
 
+@router.post("/admin/users/{name}/password")
+async def set_password(
+    name: str, request: Request, body: Annotated[Any, Body()] = None
+) -> dict[str, Any]:
+    """``{"password"}``: set a user's password (its failed sign-ins are forgotten)."""
+    spec = _body(body, {"password"}, set())
+    if not isinstance(spec["password"], str):
+        raise InvalidInput("password must be a string")
+    await run_in_threadpool(_store(request).set_password, name, spec["password"])
+    return {"user": name}
+
+
 @router.post("/admin/users/{name}/enable")
 async def enable_user(name: str, request: Request) -> dict[str, Any]:
     """Enable a disabled user again."""

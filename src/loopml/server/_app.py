@@ -59,7 +59,7 @@ def create_app(
     from loopml.server._features_api import OnlineFastPath
     from loopml.server._features_api import router as features_router
     from loopml.server._identity import SqlIdentityStore
-    from loopml.server._limits import BodyLimit
+    from loopml.server._limits import BodyLimit, BodyTimeout
     from loopml.server._mlflow_api import artifacts_router as mlflow_artifacts_router
     from loopml.server._mlflow_api import router as mlflow_tracking_router
     from loopml.server._mlflow_registry_api import router as mlflow_registry_router
@@ -142,7 +142,10 @@ def create_app(
     app.include_router(session_router)
     mount_ui(app)
     # access control in front of everything (the online-features fast path included)
-    limited = BodyLimit(OnlineFastPath(app), settings.max_request_mb * 1024 * 1024)
+    limited = BodyTimeout(
+        BodyLimit(OnlineFastPath(app), settings.max_request_mb * 1024 * 1024),
+        settings.body_timeout_s,
+    )
     return AccessControl(
         limited,
         app.state.identity_store,

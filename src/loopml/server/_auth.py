@@ -27,6 +27,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 
 from loopml.server._identity import Identity, SqlIdentityStore, csrf_token
+from loopml.server._limits import send_error
 
 __all__ = ["AccessControl", "acting_user", "note_change", "required_role"]
 
@@ -46,6 +47,8 @@ _SAFE = ("GET", "HEAD", "OPTIONS")
 _READ_POSTS = re.compile(r"(/search$|/features/online$|/validate$|/latest-versions$)")
 _MLFLOW_DELETE = re.compile(r"^/(ajax-)?api/2\.0/mlflow/[\w-]+/delete$")
 _OBJECT = re.compile(r"^/api/v1/(models|deployments)/([^/]+)")
+_MLFLOW_MODEL = re.compile(r"^/(ajax-)?api/2\.0/mlflow/(registered-models|model-versions)/")
+_PEEK_LIMIT = 1 << 20  # a registry body larger than this is not searched for the model name
 _OBJECT_TYPES = {"models": "model", "deployments": "deployment"}
 ANONYMOUS = Identity(name="anonymous", is_admin=True)
 _OPEN_RECHECK_SECONDS = 1.0  # an open server notices its first user within this
@@ -154,9 +157,8 @@ class AccessControl:
     ) -> None:
         code = "UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED"
         method, path = scope["method"], scope["path"]
-        await _refuse(send, status, code, message)
-        if required_role(method, path) != "reader":  # refused changes are audited too
-            obj = _object_of(path) or ("", "")
+        if required_role(method, path) != "reader":  # refused changes are audited too, first
+            obj = _object_of(path) or scope.get("state", {}).get("audit_object") or ("", "")
             await run_in_threadpool(
                 self.identities.audit,
                 actor=actor,
@@ -167,6 +169,7 @@ class AccessControl:
                 status=status,
                 remote=str((scope.get("client") or ("", 0))[0]),
             )
+        await _refuse(send, status, code, message)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -200,6 +203,13 @@ class AccessControl:
                 allowed = found.is_admin
             else:
                 allowed = need == "self" or found.can(workspace, need, _object_of(path))
+            if not allowed and need != "admin" and _MLFLOW_MODEL.match(path):
+                # the MLflow registry routes name the model in the query or the body: a grant
+                # on that one model counts there too
+                name, receive = await _mlflow_model_name(scope, receive)
+                if name:
+                    scope.setdefault("state", {})["audit_object"] = ("model", name)
+                    allowed = found.can(workspace, need, ("model", name))
             if not allowed:
                 what = (
                     "an admin" if need == "admin" else f"role {need!r} in workspace {workspace!r}"
@@ -221,7 +231,7 @@ class AccessControl:
             if written:
                 return
             written = True
-            obj = _object_of(path) or ("", "")
+            obj = _object_of(path) or scope.get("state", {}).get("audit_object") or ("", "")
             client = scope.get("client") or ("", 0)
             try:
                 await run_in_threadpool(
@@ -252,6 +262,45 @@ class AccessControl:
             await record()  # the app failed before answering
 
 
+async def _mlflow_model_name(scope: Scope, receive: Receive) -> tuple[str, Receive]:
+    """The model an MLflow registry request names (``name`` in the query, else in the JSON
+    body), and a ``receive`` that replays the body read to find it."""
+    from urllib.parse import parse_qs
+
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if query.get("name"):
+        return query["name"][0], receive
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return "", receive
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False) or size > _PEEK_LIMIT:
+            break
+    body, more = b"".join(chunks), bool(message.get("more_body", False))
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    name = ""
+    if not more:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("name"), str):
+            name = parsed["name"]
+    return name, replay
+
+
 def session_of(headers: dict[bytes, bytes]) -> str:
     """The session cookie's value, or ""."""
     raw = headers.get(b"cookie", b"").decode("latin-1")
@@ -267,12 +316,5 @@ def session_of(headers: dict[bytes, bytes]) -> str:
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body = orjson.dumps({"error_code": code, "message": message})
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="loopml"'))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    extra = [(b"www-authenticate", b'Bearer realm="loopml"')] if status == 401 else None
+    await send_error(send, status, code, message, extra=extra)

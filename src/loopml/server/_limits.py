@@ -1,4 +1,6 @@
-"""Request size limits: a body over the limit is refused with 413 before it is read whole.
+"""Request size and time limits: a body over the limit is refused with 413 before it is read
+whole, and a client that stalls while sending its body gets 408 (``LOOPML_BODY_TIMEOUT_S``,
+default 30 s between two parts), so a slow client cannot hold a worker for ever.
 
 Uploads of artifacts (``PUT`` of files) are streamed to the artifact store and have no limit
 here; every other body (JSON) is capped at ``LOOPML_MAX_REQUEST_MB`` (default 64 MiB). JSON
@@ -7,12 +9,13 @@ nesting is bounded by the parsers themselves (orjson stops at depth 1024), which
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
-__all__ = ["BodyLimit"]
+__all__ = ["BodyLimit", "BodyTimeout", "send_error"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,20 +74,74 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Callable[[Message], Awaitable[None]]) -> None:
-        body = orjson.dumps(
-            {
-                "error_code": "REQUEST_TOO_LARGE",
-                "message": f"the request body is over {self.max_bytes} bytes",
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"the request body is over {self.max_bytes} bytes"
+        await send_error(send, 413, "REQUEST_TOO_LARGE", message)
+
+
+class _TooSlow(BaseException):
+    """Raised into the app from ``receive``; a BaseException, so that no handler of the app
+    turns it into a 500 on the way out."""
+
+
+class BodyTimeout:
+    """ASGI middleware answering 408 when the next part of a request body takes longer than
+    ``seconds`` to arrive (uploads included)."""
+
+    def __init__(self, app: Any, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def timed_receive() -> Message:
+            try:
+                return await asyncio.wait_for(receive(), self.seconds)
+            except TimeoutError:
+                raise _TooSlow from None
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, watch)
+        except _TooSlow:
+            if not started:
+                message = f"the request body stalled for over {self.seconds:g} s"
+                await send_error(send, 408, "REQUEST_TIMEOUT", message, close=True)
+
+
+async def send_error(
+    send: Callable[[Message], Awaitable[None]],
+    status: int,
+    code: str,
+    message: str,
+    *,
+    close: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer ``{"error_code", "message"}`` with ``status`` straight from ASGI (before the app,
+    or instead of it)."""
+    body = orjson.dumps({"error_code": code, "message": message})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

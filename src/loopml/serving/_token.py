@@ -9,7 +9,7 @@ import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
+from loopml.serving._fastpath import _send
 
 __all__ = ["PredictToken"]
 
@@ -35,23 +35,12 @@ class PredictToken:
         if scope["type"] == "http" and scope["method"] == "POST":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
-                body = orjson.dumps(
-                    {
-                        "error_code": "UNAUTHENTICATED",
-                        "message": "this server's predict routes need its serving token",
-                    }
+                message = "this server's predict routes need its serving token"
+                await _send(
+                    send,
+                    401,
+                    {"error_code": "UNAUTHENTICATED", "message": message},
+                    {"www-authenticate": 'Bearer realm="loopml-serving"'},
                 )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b'Bearer realm="loopml-serving"'),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
