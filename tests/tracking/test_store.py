@@ -540,3 +540,27 @@ def test_search_experiments_filter_and_order(tracking_store: TrackingStore) -> N
             tracking_store.search_experiments(filter_string=bad)
     with pytest.raises(InvalidInput, match="order_by"):
         tracking_store.search_experiments(order_by=["colour"])
+
+
+def test_run_keys_and_experiment_stats(tracking_store: TrackingStore) -> None:
+    from loopml.tracking import SqlTrackingStore
+
+    if not isinstance(tracking_store, SqlTrackingStore):
+        pytest.skip("a SQL store's helpers for the web UI (served over HTTP by the server)")
+    eid, ids = _populate(tracking_store, n=4)
+    other = _exp(tracking_store)
+    run_b = tracking_store.create_run(other, start_time=5000).info.run_id
+    tracking_store.log_batch(
+        run_b, metrics=[Metric("b_only", 1.0, 1, 0)], params=[Param("b_param", "1")]
+    )
+    gone = tracking_store.create_run(eid, start_time=9000).info.run_id
+    tracking_store.log_batch(gone, metrics=[Metric("deleted_only", 1.0, 1, 0)])
+    tracking_store.delete_run(gone)
+    keys = tracking_store.run_keys([eid])
+    assert keys["metrics"] == ["acc"]
+    assert keys["params"] == ["model"]
+    assert "team" in keys["tags"] and "b_param" not in keys["params"]
+    assert tracking_store.run_keys([eid, other])["metrics"] == ["acc", "b_only"]
+    stats = tracking_store.experiment_stats([eid, other])
+    assert stats[eid] == {"runs": 4, "last_run_time": 1003}  # the deleted run is not counted
+    assert stats[other] == {"runs": 1, "last_run_time": 5000}

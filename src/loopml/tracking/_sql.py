@@ -155,6 +155,17 @@ def _write_sql(mark: str) -> dict[str, str]:
     }
 
 
+# A loose index scan: each step seeks the next key in the table's (key, value) index.
+_DISTINCT_KEYS = (
+    'WITH RECURSIVE k("key") AS ('
+    'SELECT MIN("key") FROM {table} UNION ALL '
+    'SELECT (SELECT MIN(t."key") FROM {table} t WHERE t."key" > k."key") FROM k '
+    'WHERE k."key" IS NOT NULL'
+    ') SELECT "key" FROM k'
+)
+_KEY_TABLES = {"metrics": latest_metrics, "params": params, "tags": run_tags}
+
+
 def _check_columns(columns: Any) -> dict[str, list[str]] | None:
     if columns is None:
         return None
@@ -870,28 +881,46 @@ class SqlTrackingStore(TrackingStore):
 
     def run_keys(self, experiment_ids: Sequence[str]) -> dict[str, list[str]]:
         """The metric, param and tag keys used by the active runs of experiments, sorted (for
-        a table's column chooser and a filter's autocompletion)."""
-        ids = [validate_experiment_id(e) for e in experiment_ids]
+        a table's column chooser and a filter's autocompletion).
+
+        Each table's distinct keys come from a loose scan of its ``(key, value)`` index (one
+        seek per key, not one read per row); each key is then kept if some active run of the
+        experiments uses it, which stops at the first such row.
+        """
+        ids = [int(validate_experiment_id(e)) for e in experiment_ids]
         out: dict[str, list[str]] = {}
         with self.db.read() as conn:
-            runs_of = (
-                select(runs.c.run_uuid)
-                .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
-                .where(
-                    runs.c.experiment_id.in_([int(i) for i in ids]),
-                    runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
-                    experiments.c.workspace == self.workspace,
-                )
-            )
             for kind, table in (
-                ("metrics", latest_metrics),
-                ("params", params),
-                ("tags", run_tags),
+                ("metrics", "latest_metrics"),
+                ("params", "params"),
+                ("tags", "tags"),
             ):
-                found = conn.execute(
-                    select(table.c.key).where(table.c.run_uuid.in_(runs_of)).distinct()
-                ).scalars()
-                out[kind] = sorted(found)
+                candidates = [
+                    r[0]
+                    for r in conn.exec_driver_sql(_DISTINCT_KEYS.format(table=table)).fetchall()
+                    if r[0] is not None
+                ]
+                used = []
+                for key in candidates:
+                    found = conn.execute(
+                        select(runs.c.run_uuid)
+                        .select_from(
+                            _KEY_TABLES[kind].join(
+                                runs, runs.c.run_uuid == _KEY_TABLES[kind].c.run_uuid
+                            )
+                        )
+                        .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+                        .where(
+                            _KEY_TABLES[kind].c.key == key,
+                            runs.c.experiment_id.in_(ids),
+                            runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
+                            experiments.c.workspace == self.workspace,
+                        )
+                        .limit(1)
+                    ).first()
+                    if found is not None:
+                        used.append(key)
+                out[kind] = sorted(used)
         return out
 
     def experiment_stats(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
