@@ -99,7 +99,8 @@ export function DeploymentPage({ name }) {
   return html`<div>
     <div class="crumbs"><a href="#/deployments">Deployments</a> /</div>
     <h1>${d.name}</h1>
-    <div class="sub">${d.description || ""} · revision ${d.revision} · routed by <code>${d.unit_key || "request"}</code></div>
+    <div class="sub">${d.description || ""} · revision ${d.revision} · routed by <code>${d.unit_key || "request"}</code>
+      · <a href=${href("/monitoring", { deployment: d.name })}>monitoring</a></div>
     ${notice ? html`<div class="ok" role="status">${notice}</div>` : null}
     <div class="grid2">
       <div class="panel"><h2 style="margin-top:0">Variants</h2>

@@ -166,8 +166,8 @@ export function ModelPage({ name }) {
         <td>${(v.aliases || []).map((a) => html`<span class="pill blue">@${a}</span>`)}</td>
         <td>${v.current_stage}</td><td>${statusPill(v.status)}</td>
         <td>${v.run_id ? html`<a href=${href("/runs/" + v.run_id)} class="mono">${shortId(v.run_id)}</a>` : ""}</td>
-        <td class="mono">${(v.dataset_versions || []).join(", ")}</td>
-        <td class="mono">${(v.feature_views || []).join(", ")}</td>
+        <td class="mono">${(v.dataset_versions || []).map((d) => html`<a href=${href("/datasets/" + d.split("@")[0])}>${d}</a> `)}</td>
+        <td class="mono">${(v.feature_views || []).map((f) => html`<a href=${href("/features/" + f.split("@")[0])}>${f}</a> `)}</td>
         <td>${fmtTime(v.creation_timestamp)}</td>
         <td><button onClick=${() => setDialog({ kind: "move", alias: "production", version: v.version })}>Promote…</button></td>
       </tr>`)}</tbody></table></div>` : null}

@@ -156,13 +156,15 @@ export function RunPage({ runId }) {
           ${related.data.parent.run.info.run_name || shortId(info.parent_run_id)}</a></span>` : null}
       </div>
       <h2>Models</h2>
+      ${Object.keys(data.tags).filter((k) => k.startsWith("loopml.model_flavor.")).map((k) => html`<div>
+        logged <code>${k.slice("loopml.model_flavor.".length)}</code> <span class="pill">${data.tags[k]}</span></div>`)}
       ${related.data ? (related.data.versions.length ? related.data.versions.map((v) => html`<div>
         <a href=${href("/models/" + v.name, { version: v.version })}>${v.name} v${v.version}</a>
         ${(v.aliases || []).map((a) => html` <span class="pill blue">@${a}</span>`)}</div>`)
         : html`<span class="muted">no registered version</span>`) : html`<${Loading} />`}
       <h2>Datasets</h2>
       ${related.data ? (related.data.datasets.length ? related.data.datasets.map((d) => html`<div class="mono">
-        ${d.name}@${d.version} ${d.role ? html`<span class="pill">${d.role}</span>` : null}</div>`)
+        <a href=${href("/datasets/" + d.name)}>${d.name}@${d.version}</a> ${d.role ? html`<span class="pill">${d.role}</span>` : null}</div>`)
         : html`<span class="muted">none linked</span>`) : null}
       <h2>Child runs</h2>
       ${related.data ? (related.data.children.length ? html`<div>${related.data.children.map((c) => html`<div>
