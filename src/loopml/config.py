@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     max_request_mb: int = Field(
         default=64, ge=1, le=4096, description="Largest request body the server reads (MiB)."
     )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark the web session cookie Secure even over plain HTTP (behind TLS).",
+    )
     body_timeout_s: float = Field(
         default=30.0,
         gt=0,

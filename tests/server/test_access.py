@@ -150,16 +150,20 @@ def test_tokens_expire_revoke_and_lock(secured: dict) -> None:
     # an expired token
     short = ids.create_token("alice", "short", expires_in_days=1e-9).secret
     assert _call(server, "GET", "/api/v1/me", short).status_code == 401
-    # five wrong passwords lock the account, even for the right one
+    # five wrong passwords from one address lock that address out, even with the right one,
+    # saying nothing more than a wrong password does; alice's own address still gets in
     for _ in range(5):
         with pytest.raises(Unauthenticated, match="wrong user name or password"):
-            ids.login("alice", "not her password")
-    with pytest.raises(Unauthenticated, match="locked"):
-        ids.login("alice", "alice password 1")
+            ids.login("alice", "not her password", remote="203.0.113.9")
+    with pytest.raises(Unauthenticated, match="^wrong user name or password$"):
+        ids.login("alice", "alice password 1", remote="203.0.113.9")
+    assert ids.login("alice", "alice password 1", remote="198.51.100.7").name == "alice"
+    ids.set_password("alice", "alice password 2")  # a new password clears the lockout
+    assert ids.login("alice", "alice password 2", remote="203.0.113.9").name == "alice"
     # what is stored: hashes only
     db = Path(get_settings().resolved_database_uri.removeprefix("sqlite:///")).read_bytes()
     assert tokens["alice"].split("_")[2].encode() not in db
-    assert b"alice password 1" not in db
+    assert b"alice password 1" not in db and b"alice password 2" not in db
 
 
 def test_two_workspaces_through_the_sdk_and_the_mlflow_client(
@@ -420,5 +424,37 @@ for call in (lambda: client.get_registered_model("fraud"),
     body = {"name": "fraud", "alias": "production", "version": "1"}
     denied = _call(server, "POST", "/api/2.0/mlflow/registered-models/alias", carol, json=body)
     assert denied.status_code == 403
+    # the name that counts is the one the handler reads (the body), not a decoy in the query
+    decoy = "/api/2.0/mlflow/registered-models/update?name=churn"
+    sneaky = _call(server, "PATCH", decoy, carol, json={"name": "fraud", "description": "x"})
+    assert sneaky.status_code == 403
+    sneaky = _call(
+        server,
+        "DELETE",
+        "/api/2.0/mlflow/registered-models/delete?name=churn",
+        carol,
+        json={"name": "fraud"},
+    )
+    assert sneaky.status_code == 403
+    assert loopml.Client().get_registered_model("fraud").description == ""
     refused = ids.audit_log(actor="carol", object_type="model", object_name="fraud")
-    assert [e.status for e in refused] == [403]
+    assert [e.status for e in refused] == [403, 403, 403]
+
+
+def test_a_prediction_log_is_read_only_from_its_deployments_workspace(secured: dict) -> None:
+    server, tokens = secured["server"], secured["tokens"]
+    spec = {"name": "prod-secret", "variants": [{"name": "m", "model_uri": "models:/x/1"}]}
+    made = _call(server, "POST", "/api/v1/deployments", tokens["bob"], "team-b", json=spec)
+    assert made.status_code in (200, 201), made.text
+    for route in ("traffic", "quality", "drift", "report"):
+        path = f"/api/v1/monitoring/deployments/prod-secret/{route}"
+        theirs = _call(server, "GET", path, tokens["alice"], "team-a")
+        assert theirs.status_code == 404, (route, theirs.text)
+    mine = _call(
+        server,
+        "GET",
+        "/api/v1/monitoring/deployments/prod-secret/traffic",
+        tokens["bob"],
+        "team-b",
+    )
+    assert mine.status_code == 200 and mine.json()["variants"] == {}

@@ -404,3 +404,16 @@ def test_runs_table_routes_column_choice_keys_and_experiment_stats(client: HttpC
     assert by_id[eid]["runs"] == 3 and by_id[eid]["last_run_time"] > 0
     assert by_id[empty["experiment_id"]]["runs"] == 0
     assert "runs" not in client.get("/api/v1/experiments").json()["experiments"][0]
+
+
+def test_the_ui_page_is_served_with_its_security_headers(client: HttpClient) -> None:
+    for method, path in (("GET", "/"), ("HEAD", "/"), ("GET", "/ui/index.html")):
+        page = client.request(method, path)
+        assert page.status_code == 200, (method, path)
+        policy = page.headers["content-security-policy"]
+        assert "script-src" not in policy and "default-src 'self'" in policy  # no inline/eval
+        assert page.headers["x-frame-options"] == "DENY"
+    script = client.get("/ui/vendor/echarts.min.js", headers={"accept-encoding": "gzip"})
+    assert script.status_code == 200 and script.headers["content-encoding"] == "gzip"
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/ui/../pyproject.toml").status_code == 404

@@ -191,3 +191,45 @@ def test_server_logs_hold_no_secret(
     for secret in (secret_part, "pass-phrase-ada", "wrong-pass-phrase", "hook-secret-0", "rule-0"):
         assert secret not in text, secret
     assert "serving-secret-0" not in text
+
+
+def test_the_body_timeout_spares_slow_downloads_and_covers_the_access_layer(
+    monkeypatch: pytest.MonkeyPatch, server_factory: Any
+) -> None:
+    import socket
+    import time
+
+    from loopml.server._identity import SqlIdentityStore
+
+    monkeypatch.setenv("LOOPML_BODY_TIMEOUT_S", "1")
+    reset_settings()
+    server = server_factory()
+    experiment = httpx.post(f"{server.url}/api/v1/experiments", json={"name": "e"}).json()
+    run = httpx.post(f"{server.url}/api/v1/runs", json=experiment).json()["run"]["info"]
+    blob = bytes(range(256)) * (64 * 1024)  # 16 MiB
+    url = f"{server.url}/api/v1/runs/{run['run_id']}/artifacts/big.bin"
+    assert httpx.put(url, content=blob).status_code == 204
+    # a download read slowly for longer than the body timeout arrives whole
+    received, started = bytearray(), time.monotonic()
+    with httpx.stream("GET", url, timeout=30) as response:
+        for chunk in response.iter_bytes(1 << 20):
+            received += chunk
+            time.sleep(0.15)
+    assert time.monotonic() - started > 2 and bytes(received) == blob
+
+    # a body stalled while the access layer reads it (to find an MLflow route's model) is
+    # timed out as well
+    ids = SqlIdentityStore(server.app_database_uri)
+    ids.create_user("eve")
+    token = ids.create_token("eve", "t").secret
+    head = (
+        "POST /api/2.0/mlflow/registered-models/set-tag HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    time.sleep(1.1)  # the server notices its first user
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as conn:
+        conn.sendall(head.encode() + b'{"name": ')
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    reset_settings()

@@ -132,7 +132,8 @@ def test_lockout_then_rate_limit(site: dict) -> None:
     ]
     assert statuses == [401] * 5
     locked = httpx.post(url, json={"username": "bob", "password": "bob password 1"})
-    assert locked.status_code == 401 and "locked" in locked.json()["message"]
+    assert locked.status_code == 401  # locked out from this address, told nothing more
+    assert locked.json()["message"] == "wrong user name or password"
     statuses = [
         httpx.post(url, json={"username": "ada", "password": "wrong"}).status_code
         for _ in range(4)
@@ -149,3 +150,30 @@ def test_open_server_has_nothing_to_sign_in_to(server_factory: Any) -> None:
     assert httpx.get(server.url + "/api/v1/session").json()["auth_enabled"] is False
     answer = httpx.post(server.url + "/api/v1/session", json={"username": "a", "password": "b"})
     assert answer.status_code == 409 and "access control is off" in answer.json()["message"]
+
+
+def test_odd_headers_and_a_new_password(site: dict, sign_in: Any) -> None:
+    server, ids = site["server"], site["ids"]
+    client, me = sign_in(server, "bob", "bob password 1")
+    # a CSRF header that is not ASCII is a refusal, not a server error
+    odd = client.post(
+        "/api/v1/experiments", json={"name": "x"}, headers=[("X-CSRF-Token", "\xe9".encode())]
+    )
+    assert odd.status_code == 403
+    # two workspace headers: which would count? neither
+    twice = client.get(
+        "/api/v1/experiments",
+        headers=[("X-Loopml-Workspace", "team-a"), ("X-Loopml-Workspace", "default")],
+    )
+    assert twice.status_code == 400 and "more than once" in twice.json()["message"]
+    token = ids.create_token("ada", "t").secret
+    doubled = httpx.get(
+        server.url + "/api/v1/me",
+        headers=[("Authorization", f"Bearer {token}"), ("Authorization", "Bearer other")],
+    )
+    assert doubled.status_code == 400
+    # a new password ends the user's web sessions
+    assert client.get("/api/v1/experiments", headers={"X-Loopml-Workspace": "team-a"}).is_success
+    ids.set_password("bob", "bob password 2")
+    ended = client.get("/api/v1/experiments", headers={"X-Loopml-Workspace": "team-a"})
+    assert ended.status_code == 401

@@ -561,6 +561,15 @@ def test_run_keys_and_experiment_stats(tracking_store: TrackingStore) -> None:
     assert keys["params"] == ["model"]
     assert "team" in keys["tags"] and "b_param" not in keys["params"]
     assert tracking_store.run_keys([eid, other])["metrics"] == ["acc", "b_only"]
+    # past a few hundred distinct keys in the database, one set-based query: the same answer
+    import loopml.tracking._sql as sql_store
+
+    many = pytest.MonkeyPatch()
+    many.setattr(sql_store, "_KEY_PROBES", 1)
+    try:
+        assert tracking_store.run_keys([eid]) == keys
+    finally:
+        many.undo()
     stats = tracking_store.experiment_stats([eid, other])
     assert stats[eid] == {"runs": 4, "last_run_time": 1003}  # the deleted run is not counted
     assert stats[other] == {"runs": 1, "last_run_time": 5000}

@@ -141,17 +141,16 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(session_router)
     mount_ui(app)
-    # access control in front of everything (the online-features fast path included)
-    limited = BodyTimeout(
-        BodyLimit(OnlineFastPath(app), settings.max_request_mb * 1024 * 1024),
-        settings.body_timeout_s,
-    )
-    return AccessControl(
+    # access control in front of everything (the online-features fast path included), and a
+    # timeout on request bodies in front of that
+    limited = BodyLimit(OnlineFastPath(app), settings.max_request_mb * 1024 * 1024)
+    guarded = AccessControl(
         limited,
         app.state.identity_store,
         default_workspace=settings.workspace,
         require_auth=require_auth,
     )
+    return BodyTimeout(guarded, settings.body_timeout_s)  # outermost: times every body read
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

@@ -27,7 +27,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 
 from loopml.server._identity import Identity, SqlIdentityStore, csrf_token
-from loopml.server._limits import send_error
+from loopml.server._limits import BodyStalled, send_error
 
 __all__ = ["AccessControl", "acting_user", "note_change", "required_role"]
 
@@ -147,8 +147,8 @@ class AccessControl:
         if found is None:
             return None, "the session has ended: sign in again"
         if method not in _SAFE:
-            given = headers.get(CSRF_HEADER, b"").decode("latin-1")
-            if not hmac.compare_digest(given, csrf_token(session)):
+            given = headers.get(CSRF_HEADER, b"")  # bytes: any header value compares safely
+            if not hmac.compare_digest(given, csrf_token(session).encode()):
                 return found, "csrf"
         return found, ""
 
@@ -176,7 +176,13 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        headers = dict(scope.get("headers") or [])
+        raw_headers = scope.get("headers") or []
+        headers = dict(raw_headers)
+        for name in (WORKSPACE_HEADER, b"authorization"):
+            if sum(1 for key, _ in raw_headers if key == name) > 1:  # which one would count?
+                message = f"the {name.decode()} header is given more than once"
+                await send_error(send, 400, "BAD_REQUEST", message)
+                return
         workspace = headers.get(WORKSPACE_HEADER, b"").decode("latin-1") or self.default_workspace
         if (method, path) in OPEN or (method in _SAFE and path.startswith(UI_STATIC)):
             await self.app(scope, receive, send)
@@ -258,18 +264,27 @@ class AccessControl:
 
         try:
             await self.app(scope, receive, watch)
+        except BodyStalled:
+            status = 408  # the timeout layer outside answers it
+            raise
         finally:
             await record()  # the app failed before answering
 
 
 async def _mlflow_model_name(scope: Scope, receive: Receive) -> tuple[str, Receive]:
-    """The model an MLflow registry request names (``name`` in the query, else in the JSON
-    body), and a ``receive`` that replays the body read to find it."""
+    """The model an MLflow registry request names, read from where its handler reads it (the
+    query string for GET and for a DELETE without a body, the JSON body otherwise; see
+    ``request_fields``), and a ``receive`` that replays the body read to find it. A name
+    given twice, or a body too large to look into, names nothing."""
     from urllib.parse import parse_qs
 
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if query.get("name"):
-        return query["name"][0], receive
+    def from_query() -> str:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        names = query.get("name", [])
+        return names[0] if len(names) == 1 else ""
+
+    if scope["method"] == "GET":
+        return from_query(), receive
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -290,15 +305,16 @@ async def _mlflow_model_name(scope: Scope, receive: Receive) -> tuple[str, Recei
         replayed = True
         return {"type": "http.request", "body": body, "more_body": more}
 
-    name = ""
-    if not more:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("name"), str):
-            name = parsed["name"]
-    return name, replay
+    if more:
+        return "", replay
+    if scope["method"] == "DELETE" and not body.strip():
+        return from_query(), replay
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "", replay
+    name = parsed.get("name") if isinstance(parsed, dict) else None
+    return (name if isinstance(name, str) else ""), replay
 
 
 def session_of(headers: dict[bytes, bytes]) -> str:

@@ -14,6 +14,8 @@ import hmac
 import json
 import re
 import secrets
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -190,6 +192,8 @@ class SqlIdentityStore:
     """Users, tokens, workspaces, grants and the audit log of one database."""
 
     def __init__(self, database: Database | str) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (user, address)
         self.db = open_database(database) if isinstance(database, str) else database
 
     # -- users ----------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ class SqlIdentityStore:
         return self.get_user(name)
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace a user's password (and clear a lockout)."""
+        """Replace a user's password: its web sessions end and its lockouts are cleared."""
         hashed = hash_password(password)
         with self.db.write() as conn:
             row = self._user_row(conn, name)
@@ -289,41 +293,48 @@ class SqlIdentityStore:
                 .where(users.c.user_id == row.user_id)
                 .values(password_hash=hashed, failed_logins=0, locked_until=None)
             )
+            conn.execute(
+                update(api_tokens)
+                .where(
+                    api_tokens.c.user_id == row.user_id,
+                    api_tokens.c.kind == "session",
+                    api_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now_ms())
+            )
+        with self._lock:
+            self._failures = {k: v for k, v in self._failures.items() if k[0] != name}
 
-    def login(self, name: str, password: str) -> Identity:
-        """Check a password; repeated failures lock the account for 15 minutes.
+    def login(self, name: str, password: str, *, remote: str = "") -> Identity:
+        """Check a password. Five failures in a row for one user from one client address lock
+        that pair out for 15 minutes (another address, the user's own, is not locked out by an
+        attacker's guesses). Every refusal says the same and takes as long.
 
         Raises:
-            Unauthenticated: wrong name or password (one message for both), or locked.
+            Unauthenticated: wrong name or password, a disabled user, or a locked pair.
         """
-        wrong = Unauthenticated("wrong user name or password")
-        now = now_ms()
-        with self.db.write() as conn:  # the failure count must be committed, so no raise inside
+        key = (name, remote)
+        now = time.monotonic()
+        with self._lock:
+            failures, until = self._failures.get(key, (0, 0.0))
+        locked = until > now
+        with self.db.read() as conn:
             row = conn.execute(select(users).where(users.c.name == name)).first()
-            usable = row is not None and not row.disabled and row.password_hash is not None
-            locked = usable and row.locked_until is not None and row.locked_until > now
-            ok = usable and not locked and check_password(password, row.password_hash)
-            if not usable:
-                check_password(password, _DUMMY_HASH)  # the same time either way
-            elif ok:
-                conn.execute(
-                    update(users)
-                    .where(users.c.user_id == row.user_id)
-                    .values(failed_logins=0, locked_until=None)
-                )
-            elif not locked:
-                failed = row.failed_logins + 1
-                until = now + LOCKOUT_MS if failed >= MAX_FAILED_LOGINS else None
-                conn.execute(
-                    update(users)
-                    .where(users.c.user_id == row.user_id)
-                    .values(failed_logins=0 if until else failed, locked_until=until)
-                )
-        if locked:
-            raise Unauthenticated("too many failed logins: the account is locked for a while")
-        if not ok:
-            raise wrong
-        return self.identity(name)
+        usable = row is not None and not row.disabled and row.password_hash is not None
+        # the hash is always computed, so that no answer comes faster than another
+        ok = check_password(password, row.password_hash if usable else _DUMMY_HASH)
+        if ok and usable and not locked:
+            with self._lock:
+                self._failures.pop(key, None)
+            return self.identity(name)
+        if not locked:
+            failures += 1
+            until = now + LOCKOUT_MS / 1000 if failures >= MAX_FAILED_LOGINS else 0.0
+            with self._lock:
+                if len(self._failures) > 100_000:  # forget old pairs rather than grow
+                    self._failures = {k: v for k, v in self._failures.items() if v[1] > now}
+                self._failures[key] = (0 if until else failures, until)
+        raise Unauthenticated("wrong user name or password")
 
     def identity(self, name: str) -> Identity:
         """The roles of an enabled user."""
@@ -376,14 +387,15 @@ class SqlIdentityStore:
         )
 
     # -- web sessions ---------------------------------------------------------------------------
-    def start_session(self, name: str, password: str) -> TokenInfo:
-        """Sign in with a password: a session (a token of kind "session", for a cookie) that
-        lasts ``SESSION_HOURS``; failures count towards the lockout.
+    def start_session(self, name: str, password: str, *, remote: str = "") -> TokenInfo:
+        """Sign in with a password from a client address: a session (a token of kind
+        "session", for a cookie) that lasts ``SESSION_HOURS``; failures count towards the
+        lockout of that user from that address.
 
         Raises:
-            Unauthenticated: wrong name or password, or the account is locked.
+            Unauthenticated: wrong name or password, or a locked pair.
         """
-        self.login(name, password)
+        self.login(name, password, remote=remote)
         return self._new_token(name, "web session", SESSION_HOURS / 24, "session")
 
     def end_session(self, session: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BodyLimit", "BodyTimeout", "send_error"]
+__all__ = ["BodyLimit", "BodyStalled", "BodyTimeout", "send_error"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,14 +78,15 @@ class BodyLimit:
         await send_error(send, 413, "REQUEST_TOO_LARGE", message)
 
 
-class _TooSlow(BaseException):
+class BodyStalled(BaseException):
     """Raised into the app from ``receive``; a BaseException, so that no handler of the app
     turns it into a 500 on the way out."""
 
 
 class BodyTimeout:
     """ASGI middleware answering 408 when the next part of a request body takes longer than
-    ``seconds`` to arrive (uploads included)."""
+    ``seconds`` to arrive (uploads included); outermost, so that every layer reading a body
+    is covered."""
 
     def __init__(self, app: Any, seconds: float) -> None:
         self.app = app
@@ -103,13 +104,21 @@ class BodyTimeout:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started, complete = False, False
 
         async def timed_receive() -> Message:
+            # only the request body is timed: once it is whole, a receive() is the app
+            # listening for the client going away (a streamed download), which may take long
+            nonlocal complete
+            if complete:
+                return await receive()
             try:
-                return await asyncio.wait_for(receive(), self.seconds)
+                message = await asyncio.wait_for(receive(), self.seconds)
             except TimeoutError:
-                raise _TooSlow from None
+                raise BodyStalled from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
 
         async def watch(message: Message) -> None:
             nonlocal started
@@ -118,7 +127,7 @@ class BodyTimeout:
 
         try:
             await self.app(scope, timed_receive, watch)
-        except _TooSlow:
+        except BodyStalled:
             if not started:
                 message = f"the request body stalled for over {self.seconds:g} s"
                 await send_error(send, 408, "REQUEST_TIMEOUT", message, close=True)

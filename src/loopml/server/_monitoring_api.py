@@ -39,6 +39,22 @@ async def monitor_for(request: Request) -> Monitor:
 
 
 Mon = Annotated[Monitor, Depends(monitor_for)]
+
+
+async def visible_deployment(deployment: str, request: Request) -> str:
+    """The path's deployment, if its prediction log is the caller's to read: a deployment
+    registered only in other workspaces is not (404, as if it did not exist). The log has no
+    workspace of its own; a name no workspace registers (an ad-hoc ``loopml serve``) is open
+    to the workspace's readers."""
+    store = request.app.state.deployment_store
+    owners = await run_in_threadpool(store.workspaces_of, deployment)
+    workspace = request.headers.get("x-loopml-workspace") or store.workspace
+    if owners and workspace not in owners:
+        raise NotFound(f"deployment {deployment!r} does not exist")
+    return deployment
+
+
+Deployment = Annotated[str, Depends(visible_deployment)]
 Window = Annotated[str, Query(min_length=1, max_length=32)]
 
 
@@ -68,7 +84,7 @@ async def post_outcomes(monitor: Mon, body: Annotated[Any, Body()]) -> dict[str,
 
 @router.get("/monitoring/deployments/{deployment}/drift")
 async def get_drift(
-    deployment: str, monitor: Mon, window: Window = "24h", variant: str | None = None
+    deployment: Deployment, monitor: Mon, window: Window = "24h", variant: str | None = None
 ) -> dict[str, Any]:
     """Drift of the deployment's window against its serving version's training data."""
     report = await run_in_threadpool(monitor.check, deployment, window, variant=variant)
@@ -76,7 +92,9 @@ async def get_drift(
 
 
 @router.get("/monitoring/deployments/{deployment}/traffic")
-async def get_traffic(deployment: str, monitor: Mon, window: Window = "5m") -> dict[str, Any]:
+async def get_traffic(
+    deployment: Deployment, monitor: Mon, window: Window = "5m"
+) -> dict[str, Any]:
     """Per variant over the last ``window``: requests, requests per second, errors, error rate
     and latency percentiles (p50, p99), from the prediction log."""
     seconds = parse_duration(window)
@@ -91,7 +109,7 @@ async def get_traffic(deployment: str, monitor: Mon, window: Window = "5m") -> d
 
 @router.get("/monitoring/deployments/{deployment}/quality")
 async def get_quality(
-    deployment: str,
+    deployment: Deployment,
     monitor: Mon,
     window: Window = "24h",
     bucket: str | None = None,
@@ -106,7 +124,7 @@ async def get_quality(
 
 
 @router.get("/monitoring/deployments/{deployment}/report", response_class=HTMLResponse)
-async def get_report(deployment: str, monitor: Mon, window: Window = "24h") -> HTMLResponse:
+async def get_report(deployment: Deployment, monitor: Mon, window: Window = "24h") -> HTMLResponse:
     """The self-contained HTML report of the deployment's window."""
     data = await run_in_threadpool(report_data, monitor, deployment, window)
     return HTMLResponse(render_report(data))

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from loopml.config import get_settings
 from loopml.errors import InvalidInput, InvalidState, RateLimited, Unauthenticated
 from loopml.server._auth import ANONYMOUS, SESSION_COOKIE, session_of
 from loopml.server._identity import SESSION_HOURS, Identity, SqlIdentityStore, csrf_token
@@ -99,7 +100,9 @@ async def sign_in(
     store = _store(request)
     status = 500
     try:
-        session = await run_in_threadpool(store.start_session, body["username"], body["password"])
+        session = await run_in_threadpool(
+            lambda: store.start_session(body["username"], body["password"], remote=str(client))
+        )
         status = 200
     except Unauthenticated:
         status = 401
@@ -122,7 +125,7 @@ async def sign_in(
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or get_settings().secure_cookies,
     )
     identity = await run_in_threadpool(store.identity, session.user)
     return {**_describe(identity, True, secret), "expires_at": session.expires_at}

@@ -15,6 +15,16 @@ from starlette.staticfiles import StaticFiles
 __all__ = ["UI_ROOT", "mount_ui"]
 
 UI_ROOT = Path(__file__).with_name("ui")
+# scripts from the server only (no inline script, no eval), no framing of the app
+PAGE_HEADERS = {
+    "cache-control": "no-cache",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "frame-src 'self' blob:; object-src 'none'; frame-ancestors 'none'"
+    ),
+}
 
 
 class _Revalidated(StaticFiles):
@@ -24,24 +34,16 @@ class _Revalidated(StaticFiles):
         response = super().file_response(*args, **kwargs)
         response.headers["cache-control"] = "no-cache"
         response.headers["x-content-type-options"] = "nosniff"
+        if response.media_type == "text/html":  # the page itself, reached under /ui/ too
+            response.headers.update(PAGE_HEADERS)
         return response
 
 
 def mount_ui(app: FastAPI) -> None:
     """Serve the UI at ``/`` and its files under ``/ui/`` (compressed on the way out)."""
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(
-            UI_ROOT / "index.html",
-            headers={
-                "cache-control": "no-cache",
-                "x-frame-options": "DENY",
-                "content-security-policy": (
-                    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' "
-                    "'unsafe-inline'; frame-src 'self' blob:; object-src 'none'"
-                ),
-            },
-        )
+        return FileResponse(UI_ROOT / "index.html", headers=PAGE_HEADERS)
 
     app.mount("/ui", GZipMiddleware(_Revalidated(directory=UI_ROOT), minimum_size=1024))

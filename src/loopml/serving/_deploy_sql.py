@@ -141,6 +141,15 @@ class SqlDeploymentStore(DeploymentStore):
         with self.db.read() as conn:
             return _from_row(self._row(conn, name))
 
+    def workspaces_of(self, name: str) -> list[str]:
+        """The workspaces that hold a deployment called ``name`` (any workspace: for the
+        server's check that a prediction log is the caller's to read)."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(deployments.c.workspace).where(deployments.c.name == name)
+            ).scalars()
+            return sorted(found)
+
     def list_deployments(self) -> list[Deployment]:
         with self.db.read() as conn:
             rows = conn.execute(

@@ -155,14 +155,16 @@ def _write_sql(mark: str) -> dict[str, str]:
     }
 
 
-# A loose index scan: each step seeks the next key in the table's (key, value) index.
+# A loose index scan: each step seeks the next key in the table's (key, value) index; it
+# stops after {limit} keys.
 _DISTINCT_KEYS = (
     'WITH RECURSIVE k("key") AS ('
     'SELECT MIN("key") FROM {table} UNION ALL '
     'SELECT (SELECT MIN(t."key") FROM {table} t WHERE t."key" > k."key") FROM k '
     'WHERE k."key" IS NOT NULL'
-    ') SELECT "key" FROM k'
+    ') SELECT "key" FROM k LIMIT {limit}'
 )
+_KEY_PROBES = 300  # beyond this many distinct keys in a table, one set-based query instead
 _KEY_TABLES = {"metrics": latest_metrics, "params": params, "tags": run_tags}
 
 
@@ -883,45 +885,49 @@ class SqlTrackingStore(TrackingStore):
         """The metric, param and tag keys used by the active runs of experiments, sorted (for
         a table's column chooser and a filter's autocompletion).
 
-        Each table's distinct keys come from a loose scan of its ``(key, value)`` index (one
-        seek per key, not one read per row); each key is then kept if some active run of the
-        experiments uses it, which stops at the first such row.
+        A table's distinct keys come from a loose scan of its ``(key, value)`` index (one seek
+        per key, not one read per row); each is kept if an active run of the experiments uses
+        it, a probe that stops at the first such row. When the database holds more distinct
+        keys than ``_KEY_PROBES`` (other experiments' keys included), one set-based query over
+        the experiments' runs is cheaper, and is used instead.
         """
         ids = [int(validate_experiment_id(e)) for e in experiment_ids]
         out: dict[str, list[str]] = {}
         with self.db.read() as conn:
-            for kind, table in (
-                ("metrics", "latest_metrics"),
-                ("params", "params"),
-                ("tags", "tags"),
-            ):
-                candidates = [
-                    r[0]
-                    for r in conn.exec_driver_sql(_DISTINCT_KEYS.format(table=table)).fetchall()
-                    if r[0] is not None
-                ]
-                used = []
-                for key in candidates:
-                    found = conn.execute(
-                        select(runs.c.run_uuid)
-                        .select_from(
-                            _KEY_TABLES[kind].join(
-                                runs, runs.c.run_uuid == _KEY_TABLES[kind].c.run_uuid
-                            )
-                        )
-                        .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
-                        .where(
-                            _KEY_TABLES[kind].c.key == key,
-                            runs.c.experiment_id.in_(ids),
-                            runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
-                            experiments.c.workspace == self.workspace,
-                        )
-                        .limit(1)
-                    ).first()
-                    if found is not None:
-                        used.append(key)
-                out[kind] = sorted(used)
+            for kind, table in _KEY_TABLES.items():
+                out[kind] = self._keys_of(conn, table, ids)
         return out
+
+    def _keys_of(self, conn: Connection, table: Any, ids: list[int]) -> list[str]:
+        of_runs = (
+            select(table.c.key)
+            .select_from(table.join(runs, runs.c.run_uuid == table.c.run_uuid))
+            .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+            .where(
+                runs.c.experiment_id.in_(ids),
+                runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
+                experiments.c.workspace == self.workspace,
+            )
+        )
+        sql = _DISTINCT_KEYS.format(table=table.name, limit=_KEY_PROBES + 1)
+        candidates = [r[0] for r in conn.exec_driver_sql(sql).fetchall() if r[0] is not None]
+        if len(candidates) > _KEY_PROBES:
+            runs_of = (
+                select(runs.c.run_uuid)
+                .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+                .where(
+                    runs.c.experiment_id.in_(ids),
+                    runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
+                    experiments.c.workspace == self.workspace,
+                )
+            )
+            found = select(table.c.key).where(table.c.run_uuid.in_(runs_of)).distinct()
+            return sorted(conn.execute(found).scalars())
+        return sorted(
+            key
+            for key in candidates
+            if conn.execute(of_runs.where(table.c.key == key).limit(1)).first() is not None
+        )
 
     def experiment_stats(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per experiment: how many active runs it has and when the last one started."""

@@ -74,15 +74,22 @@ export function useApi(load, deps) {
 }
 
 // -- routing: #/path?query ---------------------------------------------------------------------
+function decodeSegment(segment) {
+  try { return decodeURIComponent(segment); } catch { return segment; }
+}
 export function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/";
-  const [path, query = ""] = raw.split("?");
-  return { path, parts: path.split("/").filter(Boolean).map(decodeURIComponent),
+  const at = raw.indexOf("?");
+  const path = at < 0 ? raw : raw.slice(0, at);
+  const query = at < 0 ? "" : raw.slice(at + 1);
+  return { path, parts: path.split("/").filter(Boolean).map(decodeSegment),
     query: Object.fromEntries(new URLSearchParams(query)) };
 }
+// "#/models/<name>": each path segment is encoded, so a name may hold "%", "?" or "/"
 export function href(path, query) {
   const q = query ? new URLSearchParams(Object.entries(query).filter(([, v]) => v !== "" && v != null)).toString() : "";
-  return "#" + path + (q ? "?" + q : "");
+  const encoded = path.split("/").map((segment) => encodeURIComponent(segment)).join("/");
+  return "#" + encoded + (q ? "?" + q : "");
 }
 export function navigate(path, query, { replace = false } = {}) {
   const target = href(path, query);

@@ -130,7 +130,7 @@ function lineageOption(model, versions, deployments) {
 
 export function ModelPage({ name }) {
   const model = useApi(() => get("models/" + enc(name)), [name]);
-  const versions = useApi(() => post("model-versions/search", { filter: `name = '${name.replace(/'/g, "\\'")}'`, max_results: 1000 }), [name]);
+  const versions = useApi(() => post("model-versions/search", { filter: `name = '${name.replace(/'/g, "''")}'`, max_results: 1000 }), [name]);
   const deployments = useApi(() => get("deployments").catch(() => ({ deployments: [] })), []);
   const [tab, setTab] = useState("versions");
   const [dialog, setDialog] = useState(null);

@@ -11,7 +11,12 @@ const ATTRIBUTES = ["attributes.status", "attributes.run_name", "attributes.star
   "attributes.end_time", "attributes.run_id", "attributes.user_id"];
 const OPERATORS = ["=", "!=", ">", ">=", "<", "<=", "LIKE", "ILIKE", "IN", "AND"];
 
-export function quoteKey(key) { return /^[A-Za-z_][\w.]*$/.test(key) ? key : "`" + key.replace(/`/g, "") + "`"; }
+// a key as the filter grammar reads it: bare, else in backticks (or double quotes when the
+// key holds a backtick)
+export function quoteKey(key) {
+  if (/^[A-Za-z_][\w.]*$/.test(key)) return key;
+  return key.includes("`") ? `"${key}"` : "`" + key + "`";
+}
 
 function storedColumns(experimentId) {
   try { return JSON.parse(localStorage.getItem("loopml.columns." + experimentId)); } catch { return null; }
