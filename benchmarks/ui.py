@@ -30,7 +30,7 @@ MLflow ``/#/experiments/<id>/runs?searchFilter=...&orderByKey=metrics.%60m0%60&o
 **Measured.**
 
 1. API. A first load of each page (untimed, it warms the server) records every fetch/XHR the
-   page sends. Then over one keep-alive connection (``http.client``), 3 untimed and
+   page sends. Then over one keep-alive connection (``http.client``), one untimed and
    ``--api-repeats`` (10) timed calls of: the filtered, sorted runs/search exactly as the page
    sent it (loopml: ``POST /api/v1/runs/search``, 50 runs, the first six metric and param keys
    as columns; MLflow: ``POST /ajax-api/2.0/mlflow/runs/search``, 100 runs, everything); loopml's
@@ -41,9 +41,11 @@ MLflow ``/#/experiments/<id>/runs?searchFilter=...&orderByKey=metrics.%60m0%60&o
    ``page.goto(url)`` until the first row of the filtered, sorted table, that is the expected top
    run, is visible (loopml: ``table[aria-label=runs] tr[data-run]``; MLflow: ag-grid row 0),
    ``--render-repeats`` (5) times each in a fresh browser context (cold: empty cache and storage)
-   and as many reloads in one context after an untimed load (warm). One more cold load with a
-   MutationObserver records, on the browser's clock, when the row entered the DOM and the
-   timing of every file and API call (``render.probe`` in the JSON).
+   and as many reloads in one context after an untimed load (warm). Three more cold loads with
+   a MutationObserver record, on the browser's clock (from navigation start), when the row
+   entered the DOM, and the timing of every file and API call (``render.probe`` in the JSON:
+   where the time goes). The floor row is the same steps for the server's ``/health`` (a
+   one-line page): what a new context's first navigation and Playwright's round trips cost.
 
 Every answer and every page is checked: the run names of the first page must be the expected
 ones, in order, and the page must show the filter (``MISMATCH`` warnings otherwise);
@@ -94,8 +96,8 @@ MLFLOW_ORDER_KEY = "metrics.`m0`"
 LOOPML_PAGE_SIZE = 50  # what loopml's runs page asks for by default
 MLFLOW_PAGE_SIZE = 100  # what MLflow's runs page asks for
 TARGET_MS = 300.0
-API_WARMUP = 1  # untimed calls of each request after the warm-up page load has sent it once
 TARGET_RATIO = 10.0
+API_WARMUP = 1  # untimed calls of each request after the warm-up page load has sent it once
 WAIT_MS = 180_000  # the longest a load may take before it counts as failed
 SHOTS = Path("/tmp/loopml-ui-bench/shots")  # screenshots (set from --shots)
 # Replayed from what the page sent: only reads (GET, and POSTs that search or query).

@@ -469,3 +469,13 @@ def test_two_workspaces_in_the_browser(server_factory: Any, chromium_browser: An
     assert "PERMISSION_DENIED" in alert.inner_text() and "team-b" in alert.inner_text()
     assert "team-b-experiment" not in page.inner_text("main")
     context.close()
+
+
+def test_the_page_preloads_every_module() -> None:
+    from loopml.server._ui import UI_ROOT
+
+    page = (UI_ROOT / "index.html").read_text()
+    preloaded = set(re.findall(r'rel="modulepreload" href="/ui/([^"]+)"', page))
+    modules = {p.relative_to(UI_ROOT).as_posix() for p in UI_ROOT.rglob("*.js")}
+    modules -= {"app.js", "vendor/echarts.min.js"}  # the entry point; charts load on first use
+    assert preloaded == modules
