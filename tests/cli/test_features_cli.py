@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from loopml.cli import cli
+from loopml.config import reset_settings
 
 NOW = pd.Timestamp.now(tz="UTC").floor("s")
 
@@ -53,7 +55,18 @@ def _repo(root: Path, driver_rows: Any, days: int = 1) -> Path:
     return root
 
 
-def test_repo_plan_apply_materialize_get(tmp_path: Path, driver_rows: Any) -> None:
+@pytest.fixture(params=["embedded", "server"])
+def where(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, server_factory: Any
+) -> str:
+    """The CLI on the embedded database, or against a loopml server (its HTTP API)."""
+    if request.param == "server":
+        monkeypatch.setenv("LOOPML_TRACKING_URI", server_factory().url)
+        reset_settings()
+    return str(request.param)
+
+
+def test_repo_plan_apply_materialize_get(tmp_path: Path, driver_rows: Any, where: str) -> None:
     repo = str(_repo(tmp_path / "repo", driver_rows))
     plan = _json("features", "plan", repo)
     assert [(i["kind"], i["action"]) for i in plan["items"]] == [
@@ -97,6 +110,45 @@ def test_repo_plan_apply_materialize_get(tmp_path: Path, driver_rows: Any) -> No
     ]
     inc = _json("features", "materialize-incremental")
     assert inc[0]["start_us"] == done["end_us"]
+    # A training set from a file of entity rows, written out and saved as a dataset version.
+    entities = pd.DataFrame(
+        {
+            "driver_id": [1001, 1003, 99],
+            "event_timestamp": [NOW - pd.Timedelta(hours=2), NOW, NOW],
+        }
+    )
+    entities.to_csv(tmp_path / "entities.csv", index=False)
+    out = tmp_path / "train.parquet"
+    made = _json(
+        "features",
+        "historical",
+        "--entities",
+        str(tmp_path / "entities.csv"),
+        "--service",
+        "ranker",
+        "--out",
+        str(out),
+        "--dataset",
+        "train",
+    )
+    assert made["rows"] == 3 and made["feature_views"] == ["driver_stats@2"]
+    assert made["dataset"] == "train@1"
+    train = pd.read_parquet(out)
+    assert train["driver_id"].tolist() == [1001, 1003, 99]
+    assert train["trips"].tolist()[:2] == [102, 303] and pd.isna(train["trips"].iloc[2])
+    shown = _json("data", "show", "train@1")
+    assert shown["tags"]["loopml.feature_views"] == "driver_stats@2"
+    assert shown["tags"]["loopml.feature_service"] == "ranker" and shown["num_rows"] == 3
+    text = _invoke(
+        "features",
+        "historical",
+        "--entities",
+        str(tmp_path / "entities.csv"),
+        "--feature",
+        "driver_stats:conv_rate",
+        "--full-feature-names",
+    )
+    assert text.exit_code == 0 and "driver_stats__conv_rate" in text.output
 
 
 def test_skew_is_found_when_online_disagrees(tmp_path: Path, driver_rows: Any) -> None:
@@ -131,6 +183,15 @@ def test_bad_input_is_one_line_and_exit_1(
         (["features", "get", "--feature", "driver_stats:trips", "--entity", "x"], "KEY=VALUE"),
         (["features", "materialize", "yesterday", "now"], "ISO 8601"),
         (["features", "describe", "nope"], "does not exist"),
+        (
+            ["features", "historical", "--entities", "e.parquet", "--service", "s"],
+            "does not exist",
+        ),
+        (
+            ["features", "historical", "--entities", "e.csv", "--service", "s", "--out", "t.txt"],
+            ".parquet or .csv",
+        ),
+        (["features", "historical", "--entities", "e.csv"], "--feature"),
     ]
     for args, needle in cases:
         proc = subprocess.run([*loopml_cmd, *args], capture_output=True, text=True, cwd=tmp_path)

@@ -151,6 +151,84 @@ def test_online_route_answers_like_feasts_server(served: tuple[str, FeatureStore
             "event_timestamp",
         ),
         ("/api/v1/features/materialize", {"start": "2026-01-01"}, 400, "'end'"),
+        (
+            "/api/v1/features/historical",
+            {"features": ["driver_stats:trips"], "entities": {"driver_id": [1]}},
+            400,
+            "'entities.event_timestamp'",
+        ),
+        (
+            "/api/v1/features/historical",
+            {
+                "features": ["driver_stats:trips"],
+                "entities": {"driver_id": [1], "event_timestamp": ["later"]},
+            },
+            400,
+            "ISO 8601",
+        ),
+        (
+            "/api/v1/features/historical",
+            {
+                "features": ["driver_stats:trips"],
+                "entities": {"driver_id": [1, 2], "event_timestamp": ["2026-01-01"]},
+            },
+            400,
+            "same length",
+        ),
+        (
+            "/api/v1/features/historical",
+            {"entities": {"driver_id": [1], "event_timestamp": ["2026-01-01"]}},
+            400,
+            "'feature_service'",
+        ),
+        (
+            "/api/v1/features/historical",
+            {
+                "features": ["driver_stats:nope"],
+                "entities": {"driver_id": [1], "event_timestamp": ["2026-01-01"]},
+            },
+            400,
+            "nope",
+        ),
+        (
+            "/api/v1/features/historical",
+            {
+                "feature_service": "nope",
+                "entities": {"driver_id": [1], "event_timestamp": ["2026-01-01"]},
+            },
+            404,
+            "nope",
+        ),
+        (
+            "/api/v1/features/historical",
+            {"features": ["driver_stats:trips"], "entities": [], "x": 1},
+            400,
+            "'x'",
+        ),
+        ("/api/v1/features/apply", {"objects": {}}, 400, "'objects'"),
+        (
+            "/api/v1/features/apply",
+            {"objects": [{"kind": "table", "spec": {}}]},
+            400,
+            "objects[0]",
+        ),
+        (
+            "/api/v1/features/apply",
+            {"objects": [{"kind": "entity", "spec": {}}]},
+            400,
+            "entity spec",
+        ),
+        ("/api/v1/features/plan", {"objects": [], "partial": "no"}, 400, "'partial'"),
+        ("/api/v1/features/plan", {"objects": [1]}, 400, "'objects[0]'"),
+        ("/api/v1/features/skew", {"feature_view": 3}, 400, "'feature_view'"),
+        ("/api/v1/features/skew", {"feature_view": "driver_stats", "sample": 0}, 400, "sample"),
+        (
+            "/api/v1/features/skew",
+            {"feature_view": "driver_stats", "tolerance": "x"},
+            400,
+            "tolerance",
+        ),
+        ("/api/v1/features/skew", {"feature_view": "nope"}, 404, "nope"),
         ("/api/v1/features/materialize", {"start": "x", "end": "2026-01-01"}, 400, "ISO 8601"),
     ],
 )
@@ -177,3 +255,106 @@ def test_not_json_and_unknown_view(served: tuple[str, FeatureStore]) -> None:
     assert r.status_code == 400 and "JSON" in r.json()["message"]
     r = httpx.get(url + "/api/v1/features/views/nope")
     assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_training_sets_over_http_as_json_and_arrow(served: tuple[str, FeatureStore]) -> None:
+    import pyarrow as pa
+
+    url, store = served
+    entities = {
+        "driver_id": [1001, 1002, 9],
+        "event_timestamp": [
+            (NOW - pd.Timedelta(hours=2)).isoformat(),
+            NOW.isoformat(),
+            NOW.isoformat(),
+        ],
+    }
+    frame = pd.DataFrame(entities).assign(
+        event_timestamp=lambda f: pd.to_datetime(f["event_timestamp"], utc=True)
+    )
+    want = store.get_historical_features(frame, ["driver_stats:trips", "driver_stats:city"])
+    body = {"features": ["driver_stats:trips", "driver_stats:city"], "entities": entities}
+    r = httpx.post(url + "/api/v1/features/historical", json=body)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["metadata"]["feature_views"] == ["driver_stats@1"]
+    assert got["metadata"]["entity_rows"] == 3
+    assert got["columns"]["trips"] == [102, 203, None]
+    assert got["columns"]["city"] == ["c1", "c0", None]
+    assert (
+        pd.to_datetime(got["columns"]["event_timestamp"]).tolist()
+        == frame["event_timestamp"].tolist()
+    )
+
+    def ipc(table: pa.Table) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    r = httpx.post(
+        url + "/api/v1/features/historical",
+        params={"features": ["driver_stats:trips", "driver_stats:city"]},
+        content=ipc(pa.Table.from_pandas(frame, preserve_index=False)),
+        headers={"content-type": "application/vnd.apache.arrow.stream"},
+    )
+    assert (
+        r.status_code == 200 and r.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    )
+    table = pa.ipc.open_stream(r.content).read_all()
+    assert b"loopml" in (table.schema.metadata or {})
+    pd.testing.assert_frame_equal(table.to_pandas(), want.to_df())
+    # the same Arrow body answered as JSON when asked
+    r = httpx.post(
+        url + "/api/v1/features/historical",
+        params={"features": "driver_stats:trips"},
+        content=ipc(pa.Table.from_pandas(frame, preserve_index=False)),
+        headers={
+            "content-type": "application/vnd.apache.arrow.stream",
+            "accept": "application/json",
+        },
+    )
+    assert r.json()["columns"]["trips"] == [102, 203, None]
+    for params, content, needle in (
+        ({"features": "driver_stats:trips"}, b"not arrow", "Arrow IPC"),
+        ({"features": "driver_stats:trips", "x": "1"}, b"", "'x'"),
+        ({"features": "driver_stats:trips", "full_feature_names": "maybe"}, b"", "full_feature"),
+    ):
+        r = httpx.post(
+            url + "/api/v1/features/historical",
+            params=params,
+            content=content,
+            headers={"content-type": "application/vnd.apache.arrow.stream"},
+        )
+        assert r.status_code == 400 and needle in r.json()["message"], r.text
+    r = httpx.post(
+        url + "/api/v1/features/push",
+        content=b"junk",
+        headers={"content-type": "application/vnd.apache.arrow.stream"},
+    )
+    assert r.status_code == 400 and "'feature_view'" in r.json()["message"]
+
+
+def test_registry_route_and_its_stamp(served: tuple[str, FeatureStore]) -> None:
+    url, store = served
+    first = httpx.get(url + "/api/v1/features/registry").json()
+    kinds = sorted((o["kind"], o["name"], o["version"]) for o in first["objects"])
+    assert kinds == [("entity", "driver", 1), ("feature_view", "driver_stats", 1)]
+    same = httpx.get(url + "/api/v1/features/registry", params={"stamp": first["stamp"]}).json()
+    assert same == {"stamp": first["stamp"], "unchanged": True}
+    view = store.get_feature_view("driver_stats")
+    view.ttl = dt.timedelta(days=9)
+    store.apply([view])
+    store.catalog  # noqa: B018 - the server's copy is re-read within its ttl
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        now = httpx.get(url + "/api/v1/features/registry", params={"stamp": first["stamp"]}).json()
+        if not now.get("unchanged") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert now["stamp"] != first["stamp"]
+    assert ("feature_view", "driver_stats", 2) in {
+        (o["kind"], o["name"], o["version"]) for o in now["objects"]
+    }

@@ -16,7 +16,9 @@ from loopml.errors import InvalidInput
 def _store(repo: str | None = None) -> Any:
     from loopml.features import FeatureStore
 
-    return FeatureStore(repo)
+    store = FeatureStore(repo)
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 def _plan_table(plan: Any, title: str) -> Table:
@@ -210,21 +212,98 @@ def features_get(
     console.print(table)
 
 
+def _read_entities(path: str) -> Any:
+    import pandas as pd
+
+    try:
+        if path.endswith(".csv"):
+            frame = pd.read_csv(path)
+            if "event_timestamp" in frame:
+                frame["event_timestamp"] = pd.to_datetime(
+                    frame["event_timestamp"], utc=True, format="ISO8601"
+                )
+            return frame
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise InvalidInput(f"entity file {path!r} does not exist") from None
+    except (ValueError, TypeError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InvalidInput(f"entity file {path!r} cannot be read: {first}") from None
+
+
+@features.command("historical")
+@click.option(
+    "--entities",
+    "entities_path",
+    required=True,
+    help="Entity rows: a Parquet or CSV file with the join keys and event_timestamp.",
+)
+@click.option("--feature", "refs", multiple=True, help="view:feature (repeatable).")
+@click.option("--service", default=None, help="A feature service instead of --feature.")
+@click.option("--full-feature-names", is_flag=True, help="Name columns view__feature.")
+@click.option("--out", "out", default=None, help="Write the training set here (.parquet, .csv).")
+@click.option("--dataset", default=None, help="Also save it as a version of this dataset.")
+@_json_option
+def features_historical(
+    entities_path: str,
+    refs: tuple[str, ...],
+    service: str | None,
+    full_feature_names: bool,
+    out: str | None,
+    dataset: str | None,
+    as_json: bool,
+) -> None:
+    """Build a point-in-time correct training set for the entity rows."""
+    if bool(refs) == bool(service):
+        raise InvalidInput("give --feature (repeatable) or --service")
+    if out is not None and not out.endswith((".parquet", ".csv")):
+        raise InvalidInput("--out must name a .parquet or .csv file")
+    entities = _read_entities(entities_path)
+    features: Any = service or list(refs)
+    job = _store().get_historical_features(
+        entities, features, full_feature_names=full_feature_names
+    )
+    table = job.to_arrow()
+    info: dict[str, Any] = {
+        "rows": table.num_rows,
+        "columns": table.column_names,
+        "feature_views": job.feature_views,
+    }
+    if out is not None:
+        if out.endswith(".csv"):
+            job.to_df().to_csv(out, index=False)
+        else:
+            job.to_parquet(out)
+        info["out"] = out
+    if dataset is not None:
+        version = job.to_dataset(dataset)
+        info["dataset"] = f"{version.name}@{version.version}"
+    if as_json:
+        _print_json(info)
+        return
+    if out is None and dataset is None:
+        console.print(job.to_df().head(20).to_string(index=False))
+    console.print(
+        f"{info['rows']:,} rows, {len(info['columns'])} columns; "
+        f"feature views {', '.join(info['feature_views'])}"
+        + (f"; written to {out}" if out else "")
+        + (f"; saved as {info['dataset']}" if dataset else "")
+    )
+
+
 @features.command("list")
 @_json_option
 def features_list(as_json: bool) -> None:
     """List feature views, on-demand views, entities and services."""
-    from loopml.features import describe_view
-
     store = _store()
     catalog = store.catalog
-    views = [describe_view(store, n) for n in sorted([*catalog.views, *catalog.odfvs])]
+    views = [store.describe(n) for n in sorted([*catalog.views, *catalog.odfvs])]
     if as_json:
         _print_json(
             {
                 "views": views,
-                "entities": store.registry.list_objects("entity"),
-                "services": store.registry.list_objects("feature_service"),
+                "entities": store.list_objects("entity"),
+                "services": store.list_objects("feature_service"),
             }
         )
         return
@@ -251,9 +330,7 @@ def features_list(as_json: bool) -> None:
 @_json_option
 def features_describe(view: str, as_json: bool) -> None:
     """Show a view: spec, versions, materialization state and feature statistics."""
-    from loopml.features import describe_view
-
-    info = describe_view(_store(), view, versions=True, online_rows=True)
+    info = _store().describe(view, versions=True, online_rows=True)
     if as_json:
         _print_json(info)
         return
@@ -297,9 +374,7 @@ def features_describe(view: str, as_json: bool) -> None:
 @_json_option
 def features_skew(view: str, sample: int, tolerance: float, as_json: bool) -> None:
     """Compare online values with the offline values as of now for a sample of entities."""
-    from loopml.features import skew_check
-
-    report = skew_check(_store(), view, sample=sample, tolerance=tolerance)
+    report = _store().skew(view, sample=sample, tolerance=tolerance)
     if as_json:
         _print_json(report.to_dict())
         return

@@ -31,13 +31,15 @@ from loopml.features._definitions import (
     FileSource,
     OnDemandFeatureView,
     RequestSource,
+    definition_from_spec,
     on_demand_feature_view,
 )
 from loopml.features._lookup import FeatureLookup
 from loopml.features._materialize import MaterializeResult
-from loopml.features._offline import RetrievalJob
+from loopml.features._offline import RetrievalJob, TrainingSet
 from loopml.features._online import OnlineStore, SqliteOnlineStore, open_online_store
 from loopml.features._registry import Plan, PlanItem, SqlFeatureRegistry
+from loopml.features._remote import RemoteFeatureStore, RemoteTrainingSet
 from loopml.features._skew import SkewReport, skew_check
 from loopml.features._store import FeatureStore, OnlineResponse
 from loopml.features._types import (
@@ -73,14 +75,18 @@ __all__ = [
     "OnlineStore",
     "Plan",
     "PlanItem",
+    "RemoteFeatureStore",
+    "RemoteTrainingSet",
     "RequestSource",
     "RetrievalJob",
     "SkewReport",
     "SqlFeatureRegistry",
     "SqliteOnlineStore",
     "String",
+    "TrainingSet",
     "UnixTimestamp",
     "ValueType",
+    "definition_from_spec",
     "describe_view",
     "on_demand_feature_view",
     "open_online_store",

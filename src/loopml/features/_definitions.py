@@ -32,6 +32,7 @@ __all__ = [
     "FileSource",
     "OnDemandFeatureView",
     "RequestSource",
+    "definition_from_spec",
     "on_demand_feature_view",
     "spec_hash",
 ]
@@ -711,3 +712,16 @@ FROM_SPEC: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "on_demand_feature_view": OnDemandFeatureView.from_spec,
     "feature_service": FeatureService.from_spec,
 }
+
+
+def definition_from_spec(kind: str, spec: Any) -> Any:
+    """A definition object from its registry ``kind`` and JSON ``spec`` (``InvalidInput`` when
+    either is not one; an on-demand view's function is unpickled: trusted input only)."""
+    if kind not in FROM_SPEC:
+        raise InvalidInput(f"kind must be one of {', '.join(FROM_SPEC)}")
+    if not isinstance(spec, Mapping):
+        raise InvalidInput(f"a {kind} spec must be an object")
+    try:
+        return FROM_SPEC[kind](spec)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInput(f"not a {kind} spec: {exc!r}") from None

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopml.errors import InvalidInput
-from loopml.features._store import FeatureStore
+from loopml.features._refs import resolve
+from loopml.features._store import FeatureStore, FeatureStoreBase
 
 __all__ = ["FeatureLookup"]
 
@@ -16,7 +17,9 @@ class FeatureLookup:
     request fields): one online read per batch of records."""
 
     def __init__(
-        self, features: Mapping[str, Any] | list[str] | str, store: FeatureStore | None = None
+        self,
+        features: Mapping[str, Any] | list[str] | str,
+        store: FeatureStoreBase | None = None,
     ) -> None:
         if isinstance(features, Mapping):
             if "service" in features:
@@ -26,16 +29,28 @@ class FeatureLookup:
             else:
                 raise InvalidInput("a model's features must name a service or refs")
         self.features: list[str] | str = features
-        self.store = store if store is not None else FeatureStore()
-        plan = self.store._online_plan(self.features, False)  # fails early on unknown features
-        self.keys = list(plan.keys) + [r for r in plan.request_fields if r not in plan.keys]
-        self.names = list(plan.names)
+        self.store: FeatureStoreBase = store if store is not None else FeatureStore()
+        self._catalog: Any = None
+        self._layout: tuple[list[str], list[str]] = ([], [])
+        self.keys, self.names = self._current()  # fails early on unknown features
         self.keep: list[str] | None = None  # the columns the model takes, when it says
+
+    def _current(self) -> tuple[list[str], list[str]]:
+        """The entity keys and request fields a record needs, and the feature names added
+        (worked out again only when the registry changed)."""
+        catalog = self.store.catalog
+        if catalog is not self._catalog:
+            resolved = resolve(catalog, self.features)
+            for name in resolved.views:
+                if not catalog.view(name).online:
+                    raise InvalidInput(f"feature view {name!r} is not online (online=False)")
+            keys = list(self.store.entity_key_types(self.features))
+            self._catalog, self._layout = catalog, (keys, resolved.names(False))
+        return self._layout
 
     def enrich(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The records with the features added (a record's own value for a feature wins)."""
-        plan = self.store._online_plan(self.features, False)
-        keys = list(plan.keys) + [r for r in plan.request_fields if r not in plan.keys]
+        keys, names = self._current()
         columns: dict[str, list[Any]] = {k: [] for k in keys}
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
@@ -45,7 +60,6 @@ class FeatureLookup:
                     raise InvalidInput(f"instance {i} lacks entity key {k!r}")
                 columns[k].append(record[k])
         values = self.store.get_online_features(self.features, columns).to_dict()
-        names = plan.names
         return [
             {**{n: values[n][i] for n in names}, **record}
             if any(n in record for n in names)

@@ -26,21 +26,22 @@ from loopml.features._refs import Resolved
 from loopml.features._registry import Catalog
 from loopml.features._sources import connect, quote, source_sql
 
-__all__ = ["RetrievalJob", "entity_table"]
+__all__ = ["RetrievalJob", "TrainingSet", "entity_table"]
 
 ROW = "__loopml_row"
 ETS = "__loopml_ets"
 
 
-def entity_table(entity_df: Any) -> pa.Table:
-    """The entity rows as an Arrow table (a DataFrame, an Arrow table or a Parquet path)."""
+def entity_table(entity_df: Any, what: str = "entity_df") -> pa.Table:
+    """Rows as an Arrow table (a DataFrame, an Arrow table or a Parquet path); errors name
+    ``what``."""
     if isinstance(entity_df, pa.Table):
         return entity_df
     if isinstance(entity_df, pd.DataFrame):
         try:
             return pa.Table.from_pandas(entity_df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InvalidInput(f"entity_df cannot be read: {exc}") from exc
+            raise InvalidInput(f"{what} cannot be read: {exc}") from exc
     if isinstance(entity_df, (str, Path)):
         import pyarrow.parquet as pq
 
@@ -48,9 +49,9 @@ def entity_table(entity_df: Any) -> pa.Table:
             return pq.read_table(str(entity_df))
         except (OSError, pa.ArrowInvalid) as exc:
             raise InvalidInput(
-                f"entity_df {str(entity_df)!r} is not a readable Parquet file"
+                f"{what} {str(entity_df)!r} is not a readable Parquet file"
             ) from exc
-    raise InvalidInput("entity_df must be a pandas DataFrame, an Arrow table or a Parquet path")
+    raise InvalidInput(f"{what} must be a pandas DataFrame, an Arrow table or a Parquet path")
 
 
 def _timestamp_column(table: pa.Table) -> str:
@@ -66,7 +67,44 @@ def _timestamp_column(table: pa.Table) -> str:
     )
 
 
-class RetrievalJob:
+class TrainingSet:
+    """What every training set offers once its Arrow table is known: ``to_df()``,
+    ``to_parquet(path)``, ``to_dataset(name)``; ``feature_views`` names the view versions it
+    reads and ``feature_service`` the service it was asked for, if any."""
+
+    feature_views: list[str]
+    feature_service: str | None = None
+
+    def to_arrow(self) -> pa.Table:
+        """The training set as an Arrow table."""
+        raise NotImplementedError
+
+    def to_df(self) -> pd.DataFrame:
+        """The training set as a pandas DataFrame (entity rows in the order given)."""
+        return self.to_arrow().to_pandas()
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write the training set to one Parquet file and return its path."""
+        import pyarrow.parquet as pq
+
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(self.to_arrow(), str(out))
+        return out
+
+    def to_dataset(self, name: str, **kwargs: Any) -> Any:
+        """Save the training set as a dataset version (``loopml.data.log_dataset``), tagged with
+        the feature view versions it used (``loopml.feature_views``), linked to the active run."""
+        import loopml.data as ld
+
+        tags: dict[str, str] = dict(kwargs.pop("tags", None) or {})
+        tags["loopml.feature_views"] = ",".join(self.feature_views)
+        if self.feature_service:
+            tags["loopml.feature_service"] = self.feature_service
+        return ld.log_dataset(self.to_arrow(), name, tags=tags, **kwargs)
+
+
+class RetrievalJob(TrainingSet):
     """A training set to be computed: ``to_df()``, ``to_arrow()``, ``to_parquet(path)``,
     ``to_dataset(name)``; ``feature_views`` names the view versions it reads."""
 
@@ -86,6 +124,7 @@ class RetrievalJob:
         self._pushed = pushed
         self._names = resolved.names(full_feature_names)
         self.feature_views = catalog.version_refs(resolved.all_views)
+        self.feature_service = resolved.service or None
         self._check_inputs()
 
     # -- building the query ---------------------------------------------------------------------
@@ -240,30 +279,6 @@ class RetrievalJob:
     def to_arrow(self) -> pa.Table:
         """The training set as an Arrow table."""
         return self._run()
-
-    def to_df(self) -> pd.DataFrame:
-        """The training set as a pandas DataFrame (entity rows in the order given)."""
-        return self._run().to_pandas()
-
-    def to_parquet(self, path: str | Path) -> Path:
-        """Write the training set to one Parquet file and return its path."""
-        import pyarrow.parquet as pq
-
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(self._run(), str(out))
-        return out
-
-    def to_dataset(self, name: str, **kwargs: Any) -> Any:
-        """Save the training set as a dataset version (``loopml.data.log_dataset``), tagged with
-        the feature view versions it used (``loopml.feature_views``), linked to the active run."""
-        import loopml.data as ld
-
-        tags: dict[str, str] = dict(kwargs.pop("tags", None) or {})
-        tags["loopml.feature_views"] = ",".join(self.feature_views)
-        if self._resolved.service:
-            tags["loopml.feature_service"] = self._resolved.service
-        return ld.log_dataset(self._run(), name, tags=tags, **kwargs)
 
     @property
     def metadata(self) -> Mapping[str, Any]:

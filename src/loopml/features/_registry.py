@@ -7,6 +7,7 @@ version; old versions stay readable. Removing an object marks it deleted; its ve
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,11 @@ class Catalog:
                 "on_demand_feature_view": self.odfvs,
                 "feature_service": self.services,
             }[kind][name] = obj
+
+    @property
+    def etag(self) -> str:
+        """The stamp as a short string (what a remote client compares)."""
+        return hashlib.sha256(repr(self.stamp).encode()).hexdigest()[:24]
 
     def view(self, name: str) -> FeatureView:
         """The feature view ``name``, or ``NotFound``."""

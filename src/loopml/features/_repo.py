@@ -86,7 +86,7 @@ def load_repo(path: str | Path) -> list[Any]:
         sys.path.remove(str(root))
         # Helper modules the repo imported are forgotten: a later load reads them afresh, and
         # cloudpickle packs functions from them by value (another process cannot import them).
-        for mod_name, mod in list(sys.modules.items()):
+        for mod_name, mod in sys.modules.copy().items():  # (a server thread imports too)
             file = getattr(mod, "__file__", None)
             if file and Path(file).resolve().is_relative_to(root):
                 del sys.modules[mod_name]

@@ -37,7 +37,7 @@ from loopml.features._online import OnlineStore, open_online_store
 from loopml.features._refs import Resolved, resolve
 from loopml.features._registry import Catalog, Plan, SqlFeatureRegistry
 
-__all__ = ["FeatureStore", "OnlineResponse", "to_utc_us"]
+__all__ = ["FeatureStore", "FeatureStoreBase", "OnlineResponse", "to_utc_us"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -67,6 +67,11 @@ def _iso(us: int) -> str:
 
 _PRESENT, _MISSING, _EXPIRED = 0, 1, 2
 _STATUS = {_MISSING: "NOT_FOUND", _EXPIRED: "OUTSIDE_MAX_AGE"}
+_CODES = {"NOT_FOUND": _MISSING, "OUTSIDE_MAX_AGE": _EXPIRED}
+
+
+def _parse_iso_us(text: str) -> int:
+    return to_utc_us(text, "an event timestamp")
 
 
 class OnlineResponse:
@@ -147,6 +152,23 @@ class OnlineResponse:
             "metadata": {"feature_names": list(self._keys) + list(self._names)},
             "results": results,
         }
+
+    @classmethod
+    def from_feast_json(cls, body: Mapping[str, Any], n_keys: int) -> OnlineResponse:
+        """The response a ``to_feast_json`` body describes (its first ``n_keys`` columns are
+        the entity keys); timestamps keep the body's whole seconds."""
+        names = list(body["metadata"]["feature_names"])
+        results = body["results"]
+        keys = {names[i]: list(results[i]["values"]) for i in range(n_keys)}
+        values, states = [], []
+        for result in results[n_keys:]:
+            codes = [_CODES.get(st, _PRESENT) for st in result["statuses"]]
+            stamps = [_parse_iso_us(t) for t in result["event_timestamps"]]
+            values.append(list(result["values"]))
+            states.append(
+                (None if _MISSING not in codes and _EXPIRED not in codes else codes, stamps)
+            )
+        return cls(keys, names[n_keys:], values, states)
 
 
 class _OnlinePlan:
@@ -229,7 +251,94 @@ def _check_key(value: Any, key: str, kind: str) -> Any:
     raise InvalidInput(f"entity key {key!r} must be {kind}, got {value!r}")
 
 
-class FeatureStore:
+class FeatureStoreBase:
+    """What every feature store (on the database or through a server) offers on top of its
+    ``catalog``, ``plan`` and ``apply``: repository folders and the registry reads."""
+
+    repo_path: Path | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The resolved registry."""
+        raise NotImplementedError
+
+    def plan(self, objects: Sequence[Any], *, partial: bool = True) -> Plan:
+        """What ``apply`` would add, change and (with ``partial=False``) remove."""
+        raise NotImplementedError
+
+    def apply(self, objects: Any, *, partial: bool = True) -> Plan:
+        """Register definitions (a changed one gets a new version)."""
+        raise NotImplementedError
+
+    def _repo(self, path: str | Path | None) -> list[Any]:
+        from loopml.features._repo import load_repo
+
+        return load_repo(path or self.repo_path or ".")
+
+    def plan_repo(self, path: str | Path | None = None) -> Plan:
+        """What applying the feature repository folder would add, change and remove."""
+        return self.plan(self._repo(path), partial=False)
+
+    def apply_repo(self, path: str | Path | None = None) -> Plan:
+        """Make the registry match the feature repository folder (objects not in it removed)."""
+        return self.apply(self._repo(path), partial=False)
+
+    def list_entities(self) -> list[Entity]:
+        """Registered entities."""
+        return list(self.catalog.entities.values())
+
+    def list_feature_views(self) -> list[FeatureView]:
+        """Registered feature views."""
+        return list(self.catalog.views.values())
+
+    def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        """Registered on-demand feature views."""
+        return list(self.catalog.odfvs.values())
+
+    def list_feature_services(self) -> list[FeatureService]:
+        """Registered feature services."""
+        return list(self.catalog.services.values())
+
+    def get_entity(self, name: str) -> Entity:
+        """The registered entity ``name``."""
+        try:
+            return self.catalog.entities[name]
+        except KeyError:
+            raise NotFound(f"entity {name!r} does not exist") from None
+
+    def get_feature_view(self, name: str) -> FeatureView:
+        """The registered feature view ``name``."""
+        return self.catalog.view(name)
+
+    def get_on_demand_feature_view(self, name: str) -> OnDemandFeatureView:
+        """The registered on-demand feature view ``name``."""
+        try:
+            return self.catalog.odfvs[name]
+        except KeyError:
+            raise NotFound(f"on-demand feature view {name!r} does not exist") from None
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        """The registered feature service ``name``."""
+        return self.catalog.service(name)
+
+    def entity_key_types(self, features: Sequence[str] | FeatureService | str) -> dict[str, str]:
+        """The entity keys (and request fields, typed by their schema) a feature list needs,
+        with their type names: what a caller must send to ``get_online_features``."""
+        catalog = self.catalog
+        resolved = resolve(catalog, features)
+        out: dict[str, str] = {}
+        for view_name in resolved.views:
+            view = catalog.view(view_name)
+            for k in view._join_keys:  # type: ignore[attr-defined]
+                out.setdefault(k, view.join_key_types[k].name)  # type: ignore[attr-defined]
+        for name in resolved.odfvs:
+            for s in catalog.odfvs[name].sources:
+                for f in getattr(s, "schema", None) or ():
+                    out.setdefault(f.name, f.type.name)
+        return out
+
+
+class FeatureStore(FeatureStoreBase):
     """Feature definitions, training sets and online values on the configured loopml home.
 
     ``FeatureStore()`` uses the metadata database of the settings (``LOOPML_HOME``,
@@ -237,6 +346,34 @@ class FeatureStore:
     the home by default, or ``redis://``). ``repo_path`` names a feature repository folder for
     ``apply_repo``/``plan_repo``.
     """
+
+    def __new__(
+        cls,
+        repo_path: str | Path | None = None,
+        *,
+        database_uri: str | None = None,
+        online_store: str | OnlineStore | None = None,
+        workspace: str | None = None,
+        registry_ttl_seconds: float = 5.0,
+    ) -> Any:
+        """A ``RemoteFeatureStore`` when the settings name a loopml server and no database."""
+        from loopml.config import get_settings
+
+        settings = get_settings()
+        tracking = settings.tracking_uri or ""
+        remote = tracking.startswith(("http://", "https://"))
+        if cls is FeatureStore and remote and not (database_uri or settings.database_uri):
+            if online_store is None:
+                from loopml.features._remote import RemoteFeatureStore
+
+                return RemoteFeatureStore(
+                    tracking,
+                    repo_path=repo_path,
+                    workspace=workspace or settings.workspace,
+                    token=settings.tracking_token,
+                    registry_ttl_seconds=registry_ttl_seconds,
+                )
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -256,8 +393,8 @@ class FeatureStore:
             tracking = settings.tracking_uri
             if tracking and tracking.startswith(("http://", "https://")):
                 raise InvalidInput(
-                    "the feature store needs the metadata database: set LOOPML_DATABASE_URI "
-                    "(a loopml server's features are served at /api/v1/features)"
+                    "an online_store cannot be given for a loopml server's feature store "
+                    "(the server's own is used): set LOOPML_DATABASE_URI to work on the database"
                 )
             uri = tracking or settings.resolved_database_uri
         self.workspace = workspace or settings.workspace
@@ -323,57 +460,6 @@ class FeatureStore:
                     item.name, watermark=None, checkpoint=None, stats={}, materialized_at=None
                 )
         return plan
-
-    def _repo(self, path: str | Path | None) -> list[Any]:
-        from loopml.features._repo import load_repo
-
-        return load_repo(path or self.repo_path or ".")
-
-    def plan_repo(self, path: str | Path | None = None) -> Plan:
-        """What applying the feature repository folder would add, change and remove."""
-        return self.plan(self._repo(path), partial=False)
-
-    def apply_repo(self, path: str | Path | None = None) -> Plan:
-        """Make the registry match the feature repository folder (objects not in it removed)."""
-        return self.apply(self._repo(path), partial=False)
-
-    def list_entities(self) -> list[Entity]:
-        """Registered entities."""
-        return list(self.catalog.entities.values())
-
-    def list_feature_views(self) -> list[FeatureView]:
-        """Registered feature views."""
-        return list(self.catalog.views.values())
-
-    def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
-        """Registered on-demand feature views."""
-        return list(self.catalog.odfvs.values())
-
-    def list_feature_services(self) -> list[FeatureService]:
-        """Registered feature services."""
-        return list(self.catalog.services.values())
-
-    def get_entity(self, name: str) -> Entity:
-        """The registered entity ``name``."""
-        try:
-            return self.catalog.entities[name]
-        except KeyError:
-            raise NotFound(f"entity {name!r} does not exist") from None
-
-    def get_feature_view(self, name: str) -> FeatureView:
-        """The registered feature view ``name``."""
-        return self.catalog.view(name)
-
-    def get_on_demand_feature_view(self, name: str) -> OnDemandFeatureView:
-        """The registered on-demand feature view ``name``."""
-        try:
-            return self.catalog.odfvs[name]
-        except KeyError:
-            raise NotFound(f"on-demand feature view {name!r} does not exist") from None
-
-    def get_feature_service(self, name: str) -> FeatureService:
-        """The registered feature service ``name``."""
-        return self.catalog.service(name)
 
     # -- offline -----------------------------------------------------------------------------
     def _pushed_dir(self, view: str) -> Path:
@@ -541,17 +627,6 @@ class FeatureStore:
                 plans.clear()
             plans[cache_key] = plan
         return plan
-
-    def entity_key_types(self, features: Sequence[str] | FeatureService | str) -> dict[str, str]:
-        """The entity keys (and request fields, typed by their schema) a feature list needs,
-        with their type names: what a caller must send to ``get_online_features``."""
-        plan = self._online_plan(features, False)
-        out = {k: plan.key_types[k].name for k in plan.keys}
-        for odfv, _ in plan.odfvs:
-            for s in odfv.sources:
-                for f in getattr(s, "schema", None) or ():
-                    out.setdefault(f.name, f.type.name)
-        return out
 
     def get_online_features(
         self,
@@ -751,6 +826,25 @@ class FeatureStore:
             self.online.prepare(self._table(view.name), view.feature_names)
             self.online.write(self._table(view.name), view.feature_names, rows)
         return table.num_rows
+
+    # -- catalog ------------------------------------------------------------------------------
+    def describe(
+        self, name: str, *, versions: bool = False, online_rows: bool = False
+    ) -> dict[str, Any]:
+        """A view's spec, materialization state and statistics (``describe_view``)."""
+        from loopml.features._catalog import describe_view
+
+        return describe_view(self, name, versions=versions, online_rows=online_rows)
+
+    def list_objects(self, kind: str) -> list[dict[str, Any]]:
+        """Registered ``entity`` or ``feature_service`` objects as JSON-able summaries."""
+        return self.registry.list_objects(kind)
+
+    def skew(self, feature_view: str, *, sample: int = 1000, tolerance: float = 1e-6) -> Any:
+        """The training-serving skew check of a view (``skew_check``)."""
+        from loopml.features._skew import skew_check
+
+        return skew_check(self, feature_view, sample=sample, tolerance=tolerance)
 
     def close(self) -> None:
         """Close the online store's connections."""

@@ -44,7 +44,11 @@ SESSION_PATH = "/api/v1/session"  # sign-in, sign-out, who am I: the route decid
 SESSION_COOKIE = "loopml_session"
 CSRF_HEADER = b"x-csrf-token"
 _SAFE = ("GET", "HEAD", "OPTIONS")
-_READ_POSTS = re.compile(r"(/search$|/features/online$|/validate$|/latest-versions$)")
+_READ_POSTS = re.compile(
+    r"(/search$|/features/(online|historical|skew)$|/validate$|/latest-versions$)"
+)
+# definitions name files the server reads, and reading an on-demand view's spec unpickles code
+_ADMIN_POSTS = re.compile(r"^/api/v1/features/(plan|apply)$")
 _MLFLOW_DELETE = re.compile(r"^/(ajax-)?api/2\.0/mlflow/[\w-]+/delete$")
 _OBJECT = re.compile(r"^/api/v1/(models|deployments)/([^/]+)")
 _MLFLOW_MODEL = re.compile(r"^/(ajax-)?api/2\.0/mlflow/(registered-models|model-versions)/")
@@ -71,7 +75,7 @@ def note_change(request: Any, **detail: Any) -> None:
 def required_role(method: str, path: str) -> str:
     """The role a request needs: ``self`` (any signed-in caller, about itself), ``reader``,
     ``editor``, ``manager`` or ``admin``."""
-    if path.startswith("/api/v1/admin/"):
+    if path.startswith("/api/v1/admin/") or _ADMIN_POSTS.match(path):
         return "admin"
     if path == "/api/v1/me" or path.startswith("/api/v1/me/"):
         return "self"

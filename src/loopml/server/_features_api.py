@@ -3,21 +3,32 @@ materialization, and the catalog (views, entities, services, their versions and 
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import logging
 import threading
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from loopml.errors import InvalidInput, LoopmlError
-from loopml.features import FeatureStore, SqliteOnlineStore, describe_view
+from loopml.features import (
+    FeatureStore,
+    SqliteOnlineStore,
+    definition_from_spec,
+    describe_view,
+    skew_check,
+)
+from loopml.server._auth import note_change
 
 router = APIRouter(prefix="/api/v1/features", tags=["features"])
 
 _log = logging.getLogger("loopml.server")
 _WORKSPACE_HEADER = "x-loopml-workspace"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _ONLINE_BODY = {
     "content": {
         "application/json": {
@@ -80,10 +91,8 @@ def _ok(data: Any) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def _online(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(body) - {"features", "feature_service", "entities", "full_feature_names"})
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}")
+def _feature_list(body: dict[str, Any]) -> tuple[Any, bool]:
+    """The ``features`` or ``feature_service`` and ``full_feature_names`` of a body."""
     features: Any = body.get("features")
     service = body.get("feature_service")
     if (features is None) == (service is None):
@@ -96,12 +105,20 @@ def _online(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
         features = service
     elif not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         raise InvalidInput("'features' must be a list of 'view:feature' strings")
-    entities = body.get("entities")
-    if not isinstance(entities, dict) or not entities:
-        raise InvalidInput("'entities' must be an object of key names to lists of values")
     full = body.get("full_feature_names", False)
     if not isinstance(full, bool):
         raise InvalidInput("'full_feature_names' must be true or false")
+    return features, full
+
+
+def _online(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - {"features", "feature_service", "entities", "full_feature_names"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}")
+    features, full = _feature_list(body)
+    entities = body.get("entities")
+    if not isinstance(entities, dict) or not entities:
+        raise InvalidInput("'entities' must be an object of key names to lists of values")
     response = store.get_online_features(features, entities, full_feature_names=full)
     return response.to_feast_json()
 
@@ -152,8 +169,31 @@ def _push(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
 async def push(request: Request) -> Response:
     """Write fresh rows of a view online (newer wins) and to its offline data."""
     store = _store(request)
+    if _is_arrow(request):
+        query = request.query_params
+        unknown = sorted(set(query) - {"feature_view", "to"})
+        if unknown:
+            raise InvalidInput(f"unknown query parameter {unknown[0]!r}")
+        if "feature_view" not in query:
+            raise InvalidInput("'feature_view' (a query parameter) must name a feature view")
+        table = _arrow_table(await request.body())
+        to = query.get("to", "online_and_offline")
+        rows = await run_in_threadpool(lambda: store.push(query["feature_view"], table, to=to))
+        return _ok({"rows": rows})
     body = await _json(request)
     return _ok(await run_in_threadpool(_push, store, body))
+
+
+def _is_arrow(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    return content_type in (ARROW_STREAM, "application/octet-stream")
+
+
+def _arrow_table(raw: bytes) -> pa.Table:
+    try:
+        return pa.ipc.open_stream(raw).read_all()
+    except (pa.ArrowInvalid, OSError):
+        raise InvalidInput("the request body is not an Arrow IPC stream") from None
 
 
 def _materialize(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +267,176 @@ async def list_services(request: Request) -> Response:
     store = _store(request)
     objs = await run_in_threadpool(store.registry.list_objects, "feature_service")
     return _ok({"services": objs})
+
+
+# -- definitions over HTTP -------------------------------------------------------------------
+@router.get("/registry")
+async def get_registry(request: Request, stamp: str | None = None) -> Response:
+    """Every current definition as its spec, with a stamp that changes when any does
+    (``?stamp=`` the one a client holds: ``{"unchanged": true}`` if it is still current)."""
+    store = _store(request)
+    catalog = await run_in_threadpool(lambda: store.catalog)
+    current = catalog.etag
+    if stamp == current:
+        return _ok({"stamp": current, "unchanged": True})
+    objects = [
+        {"kind": kind, "name": name, "version": catalog.versions[(kind, name)], "spec": spec}
+        for (kind, name), spec in catalog.specs.items()
+    ]
+    return _ok({"stamp": current, "objects": objects})
+
+
+def _definitions(body: dict[str, Any]) -> tuple[list[Any], bool]:
+    unknown = sorted(set(body) - {"objects", "partial"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}")
+    items = body.get("objects")
+    if not isinstance(items, list):
+        raise InvalidInput("'objects' must be a list of {'kind', 'spec'} objects")
+    partial = body.get("partial", True)
+    if not isinstance(partial, bool):
+        raise InvalidInput("'partial' must be true or false")
+    objects = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("spec"), dict):
+            raise InvalidInput(f"'objects[{i}]' must be an object with a 'kind' and a 'spec'")
+        try:
+            objects.append(definition_from_spec(item.get("kind"), item["spec"]))
+        except InvalidInput as exc:
+            raise InvalidInput(f"'objects[{i}]': {exc}") from None
+    return objects, partial
+
+
+@router.post("/plan")
+async def plan(request: Request) -> Response:
+    """What applying the definitions would add, change and (``partial: false``) remove
+    (admins only, as ``apply``: reading an on-demand view's spec unpickles its function)."""
+    store = _store(request)
+    objects, partial = _definitions(await _json(request))
+    result = await run_in_threadpool(lambda: store.plan(objects, partial=partial))
+    return _ok(result.to_dict())
+
+
+@router.post("/apply")
+async def apply(request: Request) -> Response:
+    """Register definitions (admins only: a source names files the server reads, and an
+    on-demand view's function runs on it)."""
+    store = _store(request)
+    objects, partial = _definitions(await _json(request))
+    result = await run_in_threadpool(lambda: store.apply(objects, partial=partial))
+    note_change(request, after=result.to_dict())
+    return _ok(result.to_dict())
+
+
+# -- training sets ---------------------------------------------------------------------------
+def _query_options(request: Request) -> dict[str, Any]:
+    query = request.query_params
+    unknown = sorted(set(query) - {"features", "feature_service", "full_feature_names"})
+    if unknown:
+        raise InvalidInput(f"unknown query parameter {unknown[0]!r}")
+    out: dict[str, Any] = {}
+    if "features" in query:
+        out["features"] = query.getlist("features")
+    if "feature_service" in query:
+        out["feature_service"] = query["feature_service"]
+    full = query.get("full_feature_names", "false").lower()
+    if full not in ("true", "false"):
+        raise InvalidInput("'full_feature_names' must be true or false")
+    out["full_feature_names"] = full == "true"
+    return out
+
+
+def _entity_frame(entities: Any) -> Any:
+    import pandas as pd
+
+    if not isinstance(entities, dict) or not entities:
+        raise InvalidInput("'entities' must be an object of column names to lists of values")
+    if not all(isinstance(v, list) for v in entities.values()):
+        raise InvalidInput("'entities' columns must be lists")
+    if len({len(v) for v in entities.values()}) != 1:
+        raise InvalidInput("'entities' columns must all have the same length")
+    if "event_timestamp" not in entities:
+        raise InvalidInput("'entities.event_timestamp' is required (ISO 8601 date-times)")
+    frame = pd.DataFrame(entities)
+    try:
+        frame["event_timestamp"] = pd.to_datetime(
+            frame["event_timestamp"], utc=True, format="ISO8601"
+        )
+    except (ValueError, TypeError):
+        raise InvalidInput("'entities.event_timestamp' must hold ISO 8601 date-times") from None
+    return frame
+
+
+def _historical(store: FeatureStore, body: dict[str, Any], entities: Any) -> Any:
+    features, full = _feature_list(body)
+    job = store.get_historical_features(entities, features, full_feature_names=full)
+    return job.to_arrow(), {**job.metadata, "feature_service": job.feature_service}
+
+
+@router.post("/historical")
+async def historical(request: Request) -> Response:
+    """A point-in-time correct training set. A JSON body (``entities`` with an
+    ``event_timestamp`` column) gets JSON columns; an Arrow IPC stream body (options in the
+    query) gets an Arrow IPC stream, the job's metadata in its schema."""
+    store = _store(request)
+    arrow_in = _is_arrow(request)
+    if arrow_in:
+        body = _query_options(request)
+        entities = _arrow_table(await request.body())
+    else:
+        body = await _json(request)
+        unknown = sorted(
+            set(body) - {"features", "feature_service", "entities", "full_feature_names"}
+        )
+        if unknown:
+            raise InvalidInput(f"unknown field {unknown[0]!r}")
+        entities = _entity_frame(body.get("entities"))
+    table, meta = await run_in_threadpool(_historical, store, body, entities)
+    accept = request.headers.get("accept", "")
+    if ARROW_STREAM in accept or (arrow_in and "application/json" not in accept):
+        meta_bytes = orjson.dumps(meta)
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"loopml": meta_bytes}
+        )
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    payload = orjson.dumps(
+        {"metadata": meta, "columns": columns}, option=orjson.OPT_NON_STR_KEYS, default=_jsonable
+    )
+    return Response(payload, media_type="application/json")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+@router.post("/skew")
+async def skew(request: Request) -> Response:
+    """The training-serving skew check of a view: online values against the point-in-time
+    offline values as of now, for a sample of its entities."""
+    store = _store(request)
+    body = await _json(request)
+    unknown = sorted(set(body) - {"feature_view", "sample", "tolerance"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}")
+    view = body.get("feature_view")
+    if not isinstance(view, str):
+        raise InvalidInput("'feature_view' must name a feature view")
+    sample = body.get("sample", 1000)
+    tolerance = body.get("tolerance", 1e-6)
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool):
+        raise InvalidInput("'tolerance' must be a number")
+    report = await run_in_threadpool(
+        lambda: skew_check(store, view, sample=sample, tolerance=float(tolerance))
+    )
+    return _ok(report.to_dict())
 
 
 _ONLINE_PATH = "/api/v1/features/online"
