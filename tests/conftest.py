@@ -55,11 +55,89 @@ def free_tcp_port() -> int:
     return free_port()
 
 
+def _loopml_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("loopml")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+
+
 @pytest.fixture
 def loopml_cmd() -> list[str]:
     """The ``loopml`` command of this environment, to run as a real process."""
-    exe = Path(sys.executable).with_name("loopml")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "loopml"]
+    return _loopml_cmd()
+
+
+class LoopmlProcess:
+    """``loopml ARGS`` as a real process, its output in ``log``; a context manager that waits
+    until it is ready and stops it on the way out."""
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        log: Path,
+        env: dict[str, str] | None = None,
+        ready: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        import subprocess
+
+        self.log = log
+        self.ready = ready
+        self.timeout = timeout
+        with log.open("w") as sink:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [*_loopml_cmd(), *args],
+                env=dict(os.environ) if env is None else env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        """What the process has written so far."""
+        return self.log.read_text()
+
+    def wait_until(self, ready: str, timeout: float | None = None) -> None:
+        """Until ``ready`` — a URL answering 200, or a text in the log — holds; fails with the
+        log if the process exits or the time runs out."""
+        import httpx
+
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            if ready.startswith(("http://", "https://")):
+                try:
+                    if httpx.get(ready, timeout=2).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            elif ready in self.output():
+                return
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"not ready ({ready}): {self.output()}"
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Terminate the process and wait for it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=timeout)
+
+    def __enter__(self) -> LoopmlProcess:
+        if self.ready is not None:
+            try:
+                self.wait_until(self.ready)
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="session")
+def loopml_process() -> type[LoopmlProcess]:
+    """``LoopmlProcess``: ``with loopml_process(["server", "--port", p], log=..., ready=url):``."""
+    return LoopmlProcess
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------

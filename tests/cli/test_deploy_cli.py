@@ -5,7 +5,6 @@ the embedded store and through a server; bad input is one line with exit code 1.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -136,7 +135,7 @@ def test_parse_duration() -> None:
 
 
 def test_serve_a_deployment_as_a_process(
-    tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str]
+    tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str], loopml_process: Any
 ) -> None:
     """``loopml serve NAME`` loads the deployment's models and follows a traffic change."""
     import pandas as pd
@@ -156,28 +155,18 @@ def test_serve_a_deployment_as_a_process(
     port = free_tcp_port
     cmd = loopml_cmd
     log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [*cmd, "serve", "web", "--port", str(port), "--follow-interval", "0.2"],
-            env=dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        _until(lambda: _get(f"{url}/ready") == 200, proc, log)
+    args = ["serve", "web", "--port", str(port), "--follow-interval", "0.2"]
+    with loopml_process(args, log=log, ready=url + "/ready") as server:
         assert httpx.post(f"{url}/predict", json={"a": 1.0}).json()["prediction"] == 0
         _json("deploy", "set-traffic", "web", "old=0", "new=100")
         _until(
             lambda: httpx.post(f"{url}/predict", json={"a": 1.0}).json()["prediction"] == 1,
-            proc,
+            server.proc,
             log,
         )
         metrics = httpx.get(f"{url}/metrics").text
         assert "loopml_model_swaps_total 1.0" in metrics
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     bad = subprocess.run(
         [*cmd, "serve", "nowhere", "--port", str(port)],
         capture_output=True,
@@ -194,13 +183,6 @@ def test_serve_a_deployment_as_a_process(
     )
     assert workers.returncode == 1 and "does not exist" in workers.stderr
     assert "Traceback" not in workers.stderr
-
-
-def _get(url: str) -> int:
-    try:
-        return httpx.get(url, timeout=1).status_code
-    except httpx.HTTPError:
-        return 0
 
 
 def _until(cond: Callable[[], bool], proc: Any, log: Path, timeout: float = 60) -> None:

@@ -55,12 +55,16 @@ def _repo(root: Path, driver_rows: Any, days: int = 1) -> Path:
     return root
 
 
-@pytest.fixture(params=["embedded", "server"])
+@pytest.fixture(params=["embedded", "server", "embedded+redis", "server+redis"])
 def where(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, server_factory: Any
 ) -> str:
-    """The CLI on the embedded database, or against a loopml server (its HTTP API)."""
-    if request.param == "server":
+    """The CLI on the embedded database or against a loopml server (its HTTP API), with the
+    SQLite or the Redis online store."""
+    if request.param.endswith("+redis"):
+        monkeypatch.setenv("LOOPML_ONLINE_STORE_URI", request.getfixturevalue("redis_url"))
+        reset_settings()
+    if request.param.startswith("server"):
         monkeypatch.setenv("LOOPML_TRACKING_URI", server_factory().url)
         reset_settings()
     return str(request.param)

@@ -134,11 +134,9 @@ def test_a_stalled_body_gets_408(
 
 
 def test_server_logs_hold_no_secret(
-    loopml_cmd: list[str], free_tcp_port: int, tmp_path: Path
+    loopml_process: Any, free_tcp_port: int, tmp_path: Path
 ) -> None:
     import os
-    import subprocess
-    import time
 
     from loopml.server._identity import SqlIdentityStore
 
@@ -149,22 +147,8 @@ def test_server_logs_hold_no_secret(
     token = str(ids.create_token("ada", "t").secret)
     url = f"http://127.0.0.1:{free_tcp_port}"
     log = tmp_path / "server.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [*loopml_cmd, "server", "--port", str(free_tcp_port), "--log-level", "debug"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(url + "/health", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+    args = ["server", "--port", str(free_tcp_port), "--log-level", "debug"]
+    with loopml_process(args, log=log, env=env, ready=url + "/health"):
         auth = {"Authorization": f"Bearer {token}"}
         assert httpx.get(url + "/api/v1/me", headers=auth).status_code == 200
         assert httpx.get(url + "/api/v1/me", headers={"Authorization": token + "x"}).is_error
@@ -182,9 +166,6 @@ def test_server_logs_hold_no_secret(
         assert httpx.put(url + "/api/v1/monitoring/rules/r", json=rule, headers=auth).is_success
         bad = httpx.post(url + "/api/v1/experiments", content=b"{", headers=auth)
         assert bad.status_code == 400
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     text = log.read_text()
     assert "GET /api/v1/me" in text  # the log was written: the access log is on
     secret_part = token.split("_", 2)[2]

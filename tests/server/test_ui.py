@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def site(
+    tmp_path_factory: pytest.TempPathFactory, loopml_process: Any
+) -> Iterator[dict[str, Any]]:
     """``loopml demo`` run in a fresh home, then ``loopml server`` over it, both as processes."""
     home = tmp_path_factory.mktemp("ui") / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPML_", "MLFLOW_"))}
@@ -50,28 +51,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     port = _free_port()
-    log = home / "server.log"
-    with log.open("w") as sink:  # the child keeps its own copy of the descriptor
-        server = subprocess.Popen(
-            [*_loopml(), "server", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert server.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "loopml server did not start"
-        time.sleep(0.2)
-    yield {"url": url, "home": home, "db": f"sqlite:///{home / 'loopml.db'}"}
-    server.terminate()
-    server.wait(timeout=20)
+    args = ["server", "--port", str(port)]
+    with loopml_process(args, log=home / "server.log", env=env, ready=url + "/health"):
+        yield {"url": url, "home": home, "db": f"sqlite:///{home / 'loopml.db'}"}
 
 
 @pytest.fixture

@@ -86,36 +86,19 @@ def test_bad_input_is_400_naming_the_field(
     assert resp.status_code == 400 and "JSON" in resp.json()["message"]
 
 
-def test_loopml_serve_process(tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str]) -> None:
+def test_loopml_serve_process(
+    tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str], loopml_process: Any
+) -> None:
     """The command as an operator runs it: a real process, ready only once loaded."""
     _register()
     port = free_tcp_port
     cmd = loopml_cmd
     env = dict(os.environ)
-    log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [*cmd, "serve", "models:/churn@production", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
+    args = ["serve", "models:/churn@production", "--port", str(port)]
+    ready = f"http://127.0.0.1:{port}/ready"
+    with loopml_process(args, log=tmp_path / "serve.log", ready=ready):
         resp = httpx.post(f"http://127.0.0.1:{port}/predict", json={"age": 20.0, "income": 1.0})
         assert resp.json()["prediction"] == 0
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     bad = subprocess.run(
         [*cmd, "serve", "models:/nope@production", "--port", str(port)],
         env=env,
@@ -167,26 +150,19 @@ def test_tf_serving_v1_protocol(server_factory: Callable[..., Any]) -> None:
 
 
 def test_loopml_serve_with_workers(
-    tmp_path: Path, free_tcp_port: int, loopml_cmd: list[str]
+    tmp_path: Path, free_tcp_port: int, loopml_process: Any
 ) -> None:
     """``--workers 2``: two processes share the port, each with the model loaded and warm."""
     _register()
     port = free_tcp_port
-    cmd = loopml_cmd
     log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [*cmd, "serve", "models:/churn/1", "--port", str(port), "--workers", "2"],
-            env=dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    args = ["serve", "models:/churn/1", "--port", str(port), "--workers", "2"]
     url = f"http://127.0.0.1:{port}"
-    try:
+    with loopml_process(args, log=log, ready=url + "/ready", timeout=120) as server:
         deadline = time.monotonic() + 120
         answered = 0
         while answered < 20:
-            assert proc.poll() is None, log.read_text()
+            assert server.proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             try:
                 with httpx.Client(base_url=url, timeout=5) as http:  # a new connection each time
@@ -196,10 +172,7 @@ def test_loopml_serve_with_workers(
                 answered += 1
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert len(_children(proc.pid)) >= 2
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        assert len(_children(server.proc.pid)) >= 2
     assert "Traceback" not in log.read_text()
 
 
