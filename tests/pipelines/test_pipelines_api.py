@@ -143,7 +143,7 @@ def test_cli(tmp_path: Path, loopml_cmd: list[str]) -> None:
         (("pipelines", "schedule", "add", "training", "--cron", "sometimes"), "not a cron"),
         (("pipelines", "schedule", "delete", "99"), "does not exist"),
         (("pipelines", "runs", "--status", "DONE"), "status must be"),
-        (("scheduler", "--import", "missing.py", "--once"), "no such file"),
+        (("scheduler", "--import", "missing.py", "--once"), "no such .py file"),
     ]:
         proc = run(*args)
         assert proc.returncode == 1, (args, proc.stdout, proc.stderr)

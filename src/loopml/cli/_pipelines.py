@@ -288,11 +288,11 @@ def scheduler(once: bool, interval: float, executor: str | None, imports: tuple[
     import importlib
     import time
 
-    from loopml.pipelines import Scheduler, get_pipeline_store
+    from loopml.pipelines import Scheduler, get_pipeline_store, import_file
 
     for target in imports:
         if target.endswith(".py"):
-            _import_file(target)
+            import_file(target, what="--import file")
         else:
             importlib.import_module(target)
     if interval <= 0:
@@ -315,18 +315,3 @@ def scheduler(once: bool, interval: float, executor: str | None, imports: tuple[
     except KeyboardInterrupt:
         console.print("scheduler stopped")
         sys.exit(130)
-
-
-def _import_file(path: str) -> None:
-    import importlib.util
-    from pathlib import Path
-
-    file = Path(path).resolve()
-    if not file.is_file():
-        raise InvalidInput(f"--import {path!r}: no such file")
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    if spec is None or spec.loader is None:
-        raise InvalidInput(f"--import {path!r}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[file.stem] = module
-    spec.loader.exec_module(module)

@@ -15,24 +15,14 @@ from loopml.errors import InvalidInput, NotFound
 def _objective(ref: str) -> Any:
     """``module:function`` or ``path/file.py:function``."""
     import importlib
-    import importlib.util
-    import sys
-    from pathlib import Path
 
     where, sep, name = ref.rpartition(":")
     if not sep or not where or not name:
         raise InvalidInput(f"{ref!r}: name the objective as module:function or file.py:function")
     if where.endswith(".py"):
-        file = Path(where).resolve()
-        if not file.is_file():
-            raise NotFound(f"no objective file {where!r}")
-        spec = importlib.util.spec_from_file_location(file.stem, file)
-        if spec is None or spec.loader is None:
-            raise InvalidInput(f"cannot import {where!r}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[file.stem] = module
-        sys.path.insert(0, str(file.parent))
-        spec.loader.exec_module(module)
+        from loopml.pipelines import import_file
+
+        module = import_file(where, what="objective file")
     else:
         try:
             module = importlib.import_module(where)

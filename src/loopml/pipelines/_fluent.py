@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from loopml.errors import InvalidInput, NotFound
@@ -21,6 +22,7 @@ __all__ = [
     "enqueue_run",
     "get_pipeline_store",
     "get_run",
+    "import_file",
     "list_pipelines",
     "list_runs",
     "load_pipeline",
@@ -54,33 +56,40 @@ def get_pipeline_store() -> SqlPipelineStore:
         return store
 
 
-def _from_file(path: str, attr: str) -> Any:
-    """Import ``attr`` of a Python file as the module named after the file (its folder goes on
-    ``sys.path``), so that other processes import its steps the same way."""
+def import_file(path: str | Path, *, what: str = "Python file") -> ModuleType:
+    """Import a ``.py`` file as the module named after it, its folder on ``sys.path`` (so other
+    processes import its functions the same way); a file imported before is not run again, and
+    a module of that name from elsewhere is an ``InvalidInput``."""
     file = Path(path).resolve()
     if not file.is_file() or file.suffix != ".py":
-        raise NotFound(f"no pipeline file {path!r}")
+        raise NotFound(f"no {what} {str(path)!r} (no such .py file)")
     name = file.stem
     module = sys.modules.get(name)
     if module is not None:
         known = getattr(module, "__file__", None)
         if known is None or Path(known).resolve() != file:
             raise InvalidInput(
-                f"cannot import {path!r} as module {name!r}: another module has that name"
+                f"cannot import {str(path)!r} as module {name!r}: another module has that name"
             )
-    else:
-        spec = importlib.util.spec_from_file_location(name, file)
-        if spec is None or spec.loader is None:
-            raise InvalidInput(f"cannot import {path!r}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        if str(file.parent) not in sys.path:
-            sys.path.insert(0, str(file.parent))
-        try:
-            spec.loader.exec_module(module)
-        except Exception:
-            del sys.modules[name]
-            raise
+        return module
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise InvalidInput(f"cannot import {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    if str(file.parent) not in sys.path:
+        sys.path.insert(0, str(file.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _from_file(path: str, attr: str) -> Any:
+    file = Path(path).resolve()
+    module = import_file(path, what="pipeline file")
     found = getattr(module, attr, None)
     if isinstance(found, Pipeline):
         found.target = f"{file}:{attr}"  # found again from the file by the scheduler
