@@ -125,6 +125,6 @@ user_stats_v2 = FeatureView(
     description="user statistics, one week of freshness",
 )
 store.apply([user_stats_v2])
-for version in store.registry.versions("feature_view", "user_stats"):
+for version in store.versions("feature_view", "user_stats"):
     spec = version["spec"]
     print(f"user_stats version {version['version']}: ttl {spec['ttl'] / 86400:.0f} days")

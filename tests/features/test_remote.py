@@ -23,6 +23,7 @@ from loopml.features import (
     FileSource,
     Float64,
     RemoteFeatureStore,
+    String,
 )
 
 NOW = pd.Timestamp.now(tz="UTC").floor("s")
@@ -224,3 +225,134 @@ def test_definitions_need_an_admin(server_factory: Any, driver_repo: dict[str, A
     finally:
         editor.close()
         admin.close()
+
+
+def test_answers_stay_right_when_the_clients_registry_is_stale(
+    stores: tuple[Any, FeatureStore, dict[str, Any]],
+) -> None:
+    remote, local, repo = stores
+    remote.registry_ttl_seconds = 3600.0  # the remote copy is not re-read in this test
+    service = FeatureService(name="svc", features=[repo["view"][["trips"]]])
+    remote.apply([repo["driver"], repo["view"], service])
+    remote.materialize(NOW - pd.Timedelta(days=1), NOW)
+    lookup = FeatureLookup("svc", store=remote)
+    other = RemoteFeatureStore(remote.base_url)  # another client of the same server
+    for features in (
+        [repo["view"][["trips", "city"]]],  # the service grows...
+        [repo["view"][["city"]]],  # ... and shrinks, behind the remote's back
+    ):
+        other.apply([FeatureService(name="svc", features=features)])
+        got = remote.get_online_features("svc", [{"driver_id": 1001}])
+        want = local.get_online_features("svc", [{"driver_id": 1001}])
+        assert got.to_dict(True) == want.to_dict(True) and got.statuses == want.statuses
+        assert lookup.enrich([{"driver_id": 1001}]) == [
+            {k: v[0] for k, v in want.to_dict().items()}
+        ]
+    other.close()
+
+
+def test_typed_values_and_helpers_match_the_local_store(
+    stores: tuple[Any, FeatureStore, dict[str, Any]], tmp_path: Path
+) -> None:
+    from loopml.features import (
+        Bytes,
+        RequestSource,
+        UnixTimestamp,
+        describe_view,
+        on_demand_feature_view,
+        skew_check,
+    )
+
+    remote, local, repo = stores
+    path = tmp_path / "typed.parquet"
+    pd.DataFrame(
+        {
+            "driver_id": [1, 2],
+            "event_timestamp": [NOW - pd.Timedelta(hours=1)] * 2,
+            "seen": [NOW - pd.Timedelta(days=2), NOW - pd.Timedelta(days=3)],
+            "blob": [b"\x00\xff", b"ok"],
+        }
+    ).to_parquet(path)
+    typed = FeatureView(
+        name="typed",
+        entities=[repo["driver"]],
+        schema=[Field(name="seen", dtype=UnixTimestamp), Field(name="blob", dtype=Bytes)],
+        source=FileSource(path=str(path), timestamp_field="event_timestamp"),
+    )
+    request = RequestSource(name="req", schema=[Field(name="at", dtype=UnixTimestamp)])
+
+    @on_demand_feature_view(
+        sources=[typed[["seen"]], request],
+        schema=[Field(name="kinds", dtype=String)],
+        mode="python",
+    )
+    def kinds(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return {
+            "kinds": [
+                f"{type(a).__name__}/{type(s).__name__}"
+                for a, s in zip(inputs["at"], inputs["seen"], strict=True)
+            ]
+        }
+
+    remote.apply([repo["driver"], typed, kinds])
+    remote.materialize(NOW - pd.Timedelta(days=1), NOW)
+    rows = [
+        {"driver_id": 1, "at": NOW.to_pydatetime()},
+        {"driver_id": 3, "at": NOW.to_pydatetime()},
+    ]
+    features = ["typed:seen", "typed:blob", "kinds:kinds"]
+    got = remote.get_online_features(features, rows).to_dict()
+    assert got == local.get_online_features(features, rows).to_dict()
+    assert got["blob"] == [b"\x00\xff", None] and got["kinds"][0] == "datetime/datetime"
+    # the helpers that take a store take a remote one
+    assert [v["version"] for v in remote.versions("feature_view", "typed")] == [1]
+    assert describe_view(remote, "typed")["name"] == "typed"
+    assert "versions" not in describe_view(remote, "typed")
+    assert skew_check(remote, "typed", sample=5).view == "typed"
+    # one "view:feature" string is a feature, not a service
+    job = remote.get_historical_features(
+        pd.DataFrame({"driver_id": [1], "event_timestamp": [NOW]}), "typed:seen"
+    )
+    assert job.feature_service is None and job.feature_views == ["typed@1"]
+    other = remote.for_workspace("default")
+    assert other.registry_ttl_seconds == remote.registry_ttl_seconds
+    other.close()
+
+
+def test_bad_frames_are_typed_errors_both_ways(
+    stores: tuple[Any, FeatureStore, dict[str, Any]],
+) -> None:
+    remote, local, repo = stores
+    remote.apply([repo["driver"], repo["view"]])
+    twice = pd.DataFrame([[1, NOW, 2]], columns=["driver_id", "event_timestamp", "driver_id"])
+    for store in (remote, local):
+        with pytest.raises(InvalidInput, match="more than one column named 'driver_id'"):
+            store.get_historical_features(twice, ["driver_stats:trips"]).to_df()
+        with pytest.raises(InvalidInput, match="__loopml_row"):
+            store.get_historical_features(
+                pd.DataFrame({"driver_id": [1], "event_timestamp": [NOW], "__loopml_row": [0]}),
+                ["driver_stats:trips"],
+            ).to_df()
+        with pytest.raises(InvalidInput, match="driver_id"):
+            store.get_online_features(["driver_stats:trips"], {"driver_id": [1, pd.NA]})
+    empty = pd.DataFrame({"driver_id": pd.Series([], dtype="int64"), "event_timestamp": []})
+    empty["event_timestamp"] = pd.to_datetime(empty["event_timestamp"], utc=True)
+    assert remote.get_historical_features(empty, ["driver_stats:trips"]).to_df().empty
+
+
+def test_a_registry_change_is_seen_through_another_server_at_once(
+    server_factory: Any, driver_repo: dict[str, Any]
+) -> None:
+    db = f"sqlite:///{Path.cwd() / 'shared.db'}"
+    first, second = server_factory(db), server_factory(db)  # two workers on one database
+    a = RemoteFeatureStore(first.url)
+    b = RemoteFeatureStore(second.url, registry_ttl_seconds=0)
+    try:
+        a.apply([driver_repo["driver"], driver_repo["view"]])
+        assert b.get_feature_view("driver_stats").version == 1  # type: ignore[attr-defined]
+        driver_repo["view"].ttl = dt.timedelta(days=7)
+        a.apply([driver_repo["view"]])
+        assert b.get_feature_view("driver_stats").version == 2  # type: ignore[attr-defined]
+    finally:
+        a.close()
+        b.close()

@@ -4,6 +4,7 @@ the catalog, and the training-serving skew check."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import click
@@ -270,10 +271,14 @@ def features_historical(
         "feature_views": job.feature_views,
     }
     if out is not None:
-        if out.endswith(".csv"):
-            job.to_df().to_csv(out, index=False)
-        else:
-            job.to_parquet(out)
+        try:
+            if out.endswith(".csv"):
+                Path(out).parent.mkdir(parents=True, exist_ok=True)
+                job.to_df().to_csv(out, index=False)
+            else:
+                job.to_parquet(out)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {out!r}: {exc.strerror or exc}") from None
         info["out"] = out
     if dataset is not None:
         version = job.to_dataset(dataset)

@@ -6,16 +6,18 @@ import time
 from typing import Any
 
 from loopml.errors import NotFound
-from loopml.features._store import FeatureStore
+from loopml.features._store import FeatureStore, FeatureStoreBase
 
 __all__ = ["describe_view"]
 
 
 def describe_view(
-    store: FeatureStore, name: str, *, versions: bool = False, online_rows: bool = False
+    store: FeatureStoreBase, name: str, *, versions: bool = False, online_rows: bool = False
 ) -> dict[str, Any]:
     """A view's kind, current version and spec, materialization state, statistics (and, when
     asked, every version and the number of entities online)."""
+    if not isinstance(store, FeatureStore):  # a RemoteFeatureStore: the server describes it
+        return store.describe(name, versions=versions, online_rows=online_rows)
     catalog = store.catalog
     if name in catalog.views:
         kind = "feature_view"

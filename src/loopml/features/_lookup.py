@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,29 @@ from loopml.features._refs import resolve
 from loopml.features._store import FeatureStore, FeatureStoreBase
 
 __all__ = ["FeatureLookup"]
+
+_stores: dict[tuple[Any, ...], FeatureStoreBase] = {}
+_lock = threading.Lock()
+
+
+def _process_store() -> FeatureStoreBase:
+    """One feature store per process and settings, shared by every lookup (loading or swapping
+    a model does not open another)."""
+    from loopml.config import get_settings
+
+    s = get_settings()
+    key = (
+        s.tracking_uri,
+        s.resolved_database_uri,
+        s.resolved_online_store_uri,
+        s.workspace,
+        s.tracking_token,
+    )
+    with _lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = FeatureStore()
+        return store
 
 
 class FeatureLookup:
@@ -29,7 +53,7 @@ class FeatureLookup:
             else:
                 raise InvalidInput("a model's features must name a service or refs")
         self.features: list[str] | str = features
-        self.store: FeatureStoreBase = store if store is not None else FeatureStore()
+        self.store: FeatureStoreBase = store if store is not None else _process_store()
         self._catalog: Any = None
         self._layout: tuple[list[str], list[str]] = ([], [])
         self.keys, self.names = self._current()  # fails early on unknown features
@@ -50,7 +74,7 @@ class FeatureLookup:
 
     def enrich(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The records with the features added (a record's own value for a feature wins)."""
-        keys, names = self._current()
+        keys, _ = self._current()
         columns: dict[str, list[Any]] = {k: [] for k in keys}
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
@@ -59,7 +83,9 @@ class FeatureLookup:
                 if k not in record:
                     raise InvalidInput(f"instance {i} lacks entity key {k!r}")
                 columns[k].append(record[k])
-        values = self.store.get_online_features(self.features, columns).to_dict()
+        response = self.store.get_online_features(self.features, columns)
+        values = response.to_dict()
+        names = response.feature_names  # the store's answer, even if the registry just changed
         return [
             {**{n: values[n][i] for n in names}, **record}
             if any(n in record for n in names)

@@ -36,8 +36,15 @@ def entity_table(entity_df: Any, what: str = "entity_df") -> pa.Table:
     """Rows as an Arrow table (a DataFrame, an Arrow table or a Parquet path); errors name
     ``what``."""
     if isinstance(entity_df, pa.Table):
+        names = entity_df.column_names
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidInput(f"{what} has more than one column named {twice[0]!r}")
         return entity_df
     if isinstance(entity_df, pd.DataFrame):
+        twice = sorted({str(n) for n in entity_df.columns[entity_df.columns.duplicated()]})
+        if twice:
+            raise InvalidInput(f"{what} has more than one column named {twice[0]!r}")
         try:
             return pa.Table.from_pandas(entity_df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -147,7 +154,7 @@ class RetrievalJob(TrainingSet):
             raise InvalidInput(
                 f"entity_df lacks request field {missing[0]!r} of an on-demand feature view"
             )
-        clash = [n for n in self._names if n in cols]
+        clash = [n for n in [*self._names, ROW, ETS] if n in cols]
         if clash:
             raise InvalidInput(f"entity_df already has a column named {clash[0]!r}")
         for view_name in self._resolved.views:
@@ -156,7 +163,7 @@ class RetrievalJob(TrainingSet):
                 column = table.column(k)
                 if vt.name.startswith("Int") and pa.types.is_floating(column.type):
                     whole = pc.equal(column, pc.floor(column))
-                    if not pc.all(pc.fill_null(whole, True)).as_py():
+                    if pc.all(pc.fill_null(whole, True)).as_py() is False:
                         raise InvalidInput(
                             f"entity_df join key {k!r} has fractional values; "
                             f"feature view {view_name!r} keys are {vt.name}"

@@ -149,6 +149,11 @@ def _diff_specs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def stamp_etag(stamp: Any) -> str:
+    """A registry stamp as a short string."""
+    return hashlib.sha256(repr(stamp).encode()).hexdigest()[:24]
+
+
 class Catalog:
     """The registry's current objects, resolved: what the stores read definitions from."""
 
@@ -182,7 +187,7 @@ class Catalog:
     @property
     def etag(self) -> str:
         """The stamp as a short string (what a remote client compares)."""
-        return hashlib.sha256(repr(self.stamp).encode()).hexdigest()[:24]
+        return stamp_etag(self.stamp)
 
     def view(self, name: str) -> FeatureView:
         """The feature view ``name``, or ``NotFound``."""
@@ -239,6 +244,10 @@ class SqlFeatureRegistry:
         """A cheap value that changes whenever anything in this workspace's registry changes."""
         with self.db.engine.connect() as conn:
             return self._stamp(conn)
+
+    def etag(self) -> str:
+        """``stamp()`` as the short string a catalog read now would carry (``Catalog.etag``)."""
+        return stamp_etag(self.stamp())
 
     def catalog(self) -> Catalog:
         """The current (not deleted) objects, resolved."""

@@ -7,6 +7,7 @@ computes training sets and materializes, so every file a source names must be re
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from loopml.errors import InvalidInput
+from loopml.errors import InvalidInput, LoopmlError
 from loopml.features._definitions import FeatureService, kind_of
 from loopml.features._materialize import MaterializeResult
 from loopml.features._offline import TrainingSet, entity_table
@@ -43,8 +44,8 @@ def _ipc(table: pa.Table) -> bytes:
 def _feature_args(features: Sequence[str] | FeatureService | str) -> dict[str, Any]:
     if isinstance(features, FeatureService):
         return {"feature_service": features.name}
-    if isinstance(features, str):
-        return {"feature_service": features}
+    if isinstance(features, str):  # a service's name, or one "view:feature"
+        return {"features": [features]} if ":" in features else {"feature_service": features}
     if isinstance(features, Sequence) and all(isinstance(f, str) for f in features):
         return {"features": list(features)}
     raise InvalidInput("features must be a list of 'view:feature' or a feature service")
@@ -100,7 +101,8 @@ class RemoteTrainingSet(TrainingSet):
     @property
     def feature_service(self) -> str | None:  # type: ignore[override]
         """The feature service asked for, if any."""
-        return self._args.get("feature_service")
+        self.to_arrow()
+        return self._meta.get("feature_service")
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -242,10 +244,33 @@ class RemoteFeatureStore(RestRoutes, FeatureStoreBase):
         body: dict[str, Any] = _feature_args(features)
         body["entities"] = _entity_columns(entity_rows, list(self.entity_key_types(features)))
         body["full_feature_names"] = full_feature_names
-        names = resolve(self.catalog, features).names(full_feature_names)
         data = self._http.request("POST", f"{_BASE}/online", body=body)
-        n_keys = len(data["metadata"]["feature_names"]) - len(names)
-        return OnlineResponse.from_feast_json(data, n_keys)
+        names = data["metadata"]["feature_names"]
+        n_keys = 0  # the answer starts with the join keys, all among the columns sent
+        while n_keys < len(names) and names[n_keys] in body["entities"]:
+            n_keys += 1
+        response = OnlineResponse.from_feast_json(data, n_keys)
+        response.decode(self._value_types(features, full_feature_names))
+        return response
+
+    def _value_types(self, features: Any, full: bool) -> dict[str, str]:
+        """The type name of each answered feature that JSON cannot carry as is."""
+        catalog = self.catalog
+        try:
+            resolved = resolve(catalog, features)
+        except LoopmlError:
+            return {}
+        out = {}
+        for (view, feature), name in zip(resolved.output, resolved.names(full), strict=True):
+            fields = (
+                catalog.views[view].features
+                if view in catalog.views
+                else catalog.odfvs[view].schema
+            )
+            for f in fields:
+                if f.name == feature and f.type.name in ("UnixTimestamp", "Bytes"):
+                    out[name] = f.type.name
+        return out
 
     def push(self, feature_view: str, df: Any, *, to: str = "online_and_offline") -> int:
         """Write fresh rows of a view online and to its offline data, on the server."""
@@ -260,7 +285,26 @@ class RemoteFeatureStore(RestRoutes, FeatureStoreBase):
         self, name: str, *, versions: bool = False, online_rows: bool = False
     ) -> dict[str, Any]:
         """A view's spec, versions, materialization state, statistics and online rows."""
-        return dict(self._http.request("GET", f"{_BASE}/views/{quote(name, safe='')}"))
+        params = {"versions": versions, "online_rows": online_rows}
+        path = f"{_BASE}/views/{quote(name, safe='')}"
+        return dict(self._http.request("GET", path, params=params))
+
+    def versions(self, kind: str, name: str) -> list[dict[str, Any]]:
+        """Every version of a registered object, oldest first, with its spec."""
+        path = f"{_BASE}/registry/{quote(kind, safe='')}/{quote(name, safe='')}"
+        return list(self._http.request("GET", path)["versions"])
+
+    def for_workspace(self, workspace: str) -> RemoteFeatureStore:
+        """The same server's feature store in another workspace."""
+        return RemoteFeatureStore(
+            self.base_url,
+            repo_path=self.repo_path,
+            workspace=workspace,
+            token=self._token,
+            registry_ttl_seconds=self.registry_ttl_seconds,
+            timeout=self._timeout,
+            _http=self._http.for_workspace(workspace),
+        )
 
     def list_objects(self, kind: str) -> list[dict[str, Any]]:
         """Registered ``entity`` or ``feature_service`` objects as JSON-able summaries."""
@@ -292,7 +336,7 @@ def _entity_columns(rows: Any, wanted: list[str]) -> dict[str, list[Any]]:
                 col = col.tolist()  # a NumPy array or pandas Series
             if isinstance(col, (str, bytes)) or not isinstance(col, Sequence):
                 raise InvalidInput(f"entity column {k!r} must be a list")
-            out[k] = list(col)
+            out[k] = [_plain(v) for v in col]
         return out
     if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
         raise InvalidInput("entity_rows must be a list of objects or an object of lists")
@@ -303,6 +347,22 @@ def _entity_columns(rows: Any, wanted: list[str]) -> dict[str, list[Any]]:
         for k in wanted:
             if k not in row:
                 raise InvalidInput(f"an entity row lacks {k!r}")
-            value = row[k]
-            columns[k].append(value.item() if hasattr(value, "item") else value)
+            columns[k].append(_plain(row[k]))
     return columns
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON can carry it: NumPy scalars as Python ones, missing values as null,
+    timestamps as ISO 8601."""
+    if isinstance(value, pd.Timestamp):
+        return None if value is pd.NaT else value.isoformat()
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value

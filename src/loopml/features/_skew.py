@@ -12,7 +12,7 @@ import pandas as pd
 
 from loopml.errors import InvalidInput
 from loopml.features._sources import connect, quote, source_sql
-from loopml.features._store import FeatureStore
+from loopml.features._store import FeatureStore, FeatureStoreBase
 
 __all__ = ["SkewReport", "skew_check"]
 
@@ -67,7 +67,7 @@ def _missing(v: Any) -> bool:
 
 
 def skew_check(
-    store: FeatureStore,
+    store: FeatureStoreBase,
     view: str,
     *,
     sample: int = 1000,
@@ -76,6 +76,10 @@ def skew_check(
 ) -> SkewReport:
     """Compare a view's online values with the point-in-time offline values as of now, for
     ``sample`` entities drawn from its source (or the given ``entity_rows`` of join keys)."""
+    if not isinstance(store, FeatureStore):  # a RemoteFeatureStore: the server checks
+        if entity_rows is not None:
+            raise InvalidInput("entity_rows cannot be sent to a server's skew check")
+        return store.skew(view, sample=sample, tolerance=tolerance)  # type: ignore[no-any-return]
     if not isinstance(sample, int) or isinstance(sample, bool) or not 1 <= sample <= 1_000_000:
         raise InvalidInput("sample must be an integer from 1 to 1,000,000")
     if not tolerance >= 0:

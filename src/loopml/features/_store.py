@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import glob
 import threading
@@ -108,6 +109,24 @@ class OnlineResponse:
         """The values as a DataFrame, one row per entity row."""
         return pd.DataFrame(self.to_dict(include_event_timestamps))
 
+    @property
+    def feature_names(self) -> list[str]:
+        """The answered features' column names, in the order asked for."""
+        return list(self._names)
+
+    def decode(self, types: Mapping[str, str]) -> None:
+        """Turn JSON-carried values back into their types (``UnixTimestamp``: ISO 8601 to
+        datetime, ``Bytes``: base64 to bytes), for the features ``types`` names."""
+        for j, name in enumerate(self._names):
+            kind = types.get(name)
+            if kind == "UnixTimestamp":
+                parse: Callable[[Any], Any] = dt.datetime.fromisoformat
+            elif kind == "Bytes":
+                parse = base64.b64decode
+            else:
+                continue
+            self._values[j] = [None if v is None else parse(v) for v in self._values[j]]
+
     def _statuses(self, j: int) -> list[str]:
         states, _ = self._states[j]
         vals = self._values[j]
@@ -203,6 +222,13 @@ class _OnlinePlan:
                     self.convert[(view_name, f)] = _CONVERT[types[f]]
         self.odfvs = [(catalog.odfvs[n], outs) for n, outs in resolved.odfvs.items()]
         self.request_fields = list(resolved.request_fields)
+        self.timestamp_fields = [  # request fields typed UnixTimestamp: ISO 8601 over JSON
+            f.name
+            for odfv_name in resolved.odfvs
+            for src in catalog.odfvs[odfv_name].sources
+            for f in getattr(src, "schema", None) or ()
+            if f.type.name == "UnixTimestamp" and f.name in self.request_fields
+        ]
         self.wanted = self.keys + [r for r in self.request_fields if r not in self.keys]
         # One view read in the order asked for: its columns are the answer as they come.
         self.direct = (
@@ -217,6 +243,13 @@ def _from_us(value: Any) -> Any:
     if value is None:
         return None
     return _EPOCH + dt.timedelta(microseconds=int(value))
+
+
+def _timestamp(value: Any, field: str) -> Any:
+    """A request field's ISO 8601 string as a UTC datetime (other values as they are)."""
+    if not isinstance(value, str):
+        return value
+    return _from_us(to_utc_us(value, f"request field {field!r}"))
 
 
 def _to_bool(value: Any) -> Any:
@@ -730,6 +763,9 @@ class FeatureStore(FeatureStoreBase):
                         columns[k].append(row[k])
                     except KeyError:
                         raise InvalidInput(f"an entity row lacks {k!r}") from None
+        for r in plan.timestamp_fields:
+            if any(isinstance(v, str) for v in columns[r]):
+                columns[r] = [_timestamp(v, r) for v in columns[r]]
         for k in plan.keys:
             kind = plan.key_types[k].name
             col = columns[k]
@@ -839,6 +875,10 @@ class FeatureStore(FeatureStoreBase):
     def list_objects(self, kind: str) -> list[dict[str, Any]]:
         """Registered ``entity`` or ``feature_service`` objects as JSON-able summaries."""
         return self.registry.list_objects(kind)
+
+    def versions(self, kind: str, name: str) -> list[dict[str, Any]]:
+        """Every version of a registered object, oldest first, with its spec."""
+        return self.registry.versions(kind, name)
 
     def skew(self, feature_view: str, *, sample: int = 1000, tolerance: float = 1e-6) -> Any:
         """The training-serving skew check of a view (``skew_check``)."""

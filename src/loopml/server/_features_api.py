@@ -88,7 +88,7 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 def _ok(data: Any) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json")
+    return Response(orjson.dumps(data, default=_jsonable), media_type="application/json")
 
 
 def _feature_list(body: dict[str, Any]) -> tuple[Any, bool]:
@@ -191,9 +191,14 @@ def _is_arrow(request: Request) -> bool:
 
 def _arrow_table(raw: bytes) -> pa.Table:
     try:
-        return pa.ipc.open_stream(raw).read_all()
+        table = pa.ipc.open_stream(raw).read_all()
     except (pa.ArrowInvalid, OSError):
         raise InvalidInput("the request body is not an Arrow IPC stream") from None
+    names = table.column_names
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidInput(f"the body has more than one column named {twice[0]!r}")
+    return table
 
 
 def _materialize(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
@@ -243,14 +248,27 @@ def _all_views(store: FeatureStore) -> list[str]:
 
 
 @router.get("/views/{name}")
-async def get_view(request: Request, name: str) -> Response:
+async def get_view(
+    request: Request, name: str, versions: bool = True, online_rows: bool = True
+) -> Response:
     """One view: its spec, versions, materialization state, statistics and online rows."""
     store = _store(request)
     return _ok(
         await run_in_threadpool(
-            lambda: describe_view(store, name, versions=True, online_rows=True)
+            lambda: describe_view(store, name, versions=versions, online_rows=online_rows)
         )
     )
+
+
+@router.get("/registry/{kind}/{name}")
+async def get_versions(request: Request, kind: str, name: str) -> Response:
+    """Every version of a registered object, oldest first, with its spec."""
+    store = _store(request)
+    if kind not in ("entity", "feature_view", "on_demand_feature_view", "feature_service"):
+        raise InvalidInput(
+            "kind must be entity, feature_view, on_demand_feature_view or feature_service"
+        )
+    return _ok({"versions": await run_in_threadpool(store.versions, kind, name)})
 
 
 @router.get("/entities")
@@ -275,10 +293,14 @@ async def get_registry(request: Request, stamp: str | None = None) -> Response:
     """Every current definition as its spec, with a stamp that changes when any does
     (``?stamp=`` the one a client holds: ``{"unchanged": true}`` if it is still current)."""
     store = _store(request)
-    catalog = await run_in_threadpool(lambda: store.catalog)
-    current = catalog.etag
+    current = await run_in_threadpool(store.registry.etag)  # fresh, not the cached catalog's
     if stamp == current:
         return _ok({"stamp": current, "unchanged": True})
+    catalog = await run_in_threadpool(lambda: store.catalog)
+    if catalog.etag != current:
+        await run_in_threadpool(store.refresh_registry)
+        catalog = store.catalog
+        current = catalog.etag
     objects = [
         {"kind": kind, "name": name, "version": catalog.versions[(kind, name)], "spec": spec}
         for (kind, name), spec in catalog.specs.items()
@@ -478,19 +500,21 @@ class OnlineFastPath:
                 data = _online(store, body)
             else:
                 data = await run_in_threadpool(_online, store, body)
+            payload = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=_jsonable)
         except LoopmlError as exc:
             status = exc.http_status
-            data = {"error_code": exc.code, "message": str(exc)}
+            payload = orjson.dumps({"error_code": exc.code, "message": str(exc)})
             if status >= 500:
                 _log.error("POST %s failed: %s", _ONLINE_PATH, exc)
         except Exception as exc:
             _log.exception("POST %s failed", _ONLINE_PATH)
             status = 500
-            data = {
-                "error_code": "INTERNAL_ERROR",
-                "message": f"internal error: {type(exc).__name__}",
-            }
-        payload = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+            payload = orjson.dumps(
+                {
+                    "error_code": "INTERNAL_ERROR",
+                    "message": f"internal error: {type(exc).__name__}",
+                }
+            )
         headers = [_JSON_HEADER, (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
