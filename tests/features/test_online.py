@@ -62,6 +62,41 @@ def test_materialize_then_read(
     assert state["watermark"] == result.end_us and state["checkpoint"] is None
 
 
+def test_one_entity_row_is_answered_as_in_a_batch(
+    online_uri: str, make_store: Any, driver_repo: dict[str, Any], driver_rows: Any
+) -> None:
+    """One plain entity row takes a shorter path; present, unknown and expired keys, as a
+    list of rows or a dict of columns, answer exactly as the same row inside a batch."""
+    view = _recent_repo(driver_repo, driver_rows, ttl=dt.timedelta(days=1))
+    store = make_store(online_uri)
+    store.apply([driver_repo["driver"], view])
+    store.materialize(NOW - pd.Timedelta(days=1), NOW)
+    refs = ["driver_stats:conv_rate", "driver_stats:trips", "driver_stats:city"]
+
+    def same(key: Any) -> None:
+        batch = store.get_online_features(refs, [{"driver_id": key}, {"driver_id": 1002}])
+        first = {c: v[:1] for c, v in batch.to_dict(True).items()}
+        for rows in ([{"driver_id": key}], {"driver_id": [key]}):
+            one = store.get_online_features(refs, rows)
+            assert one.to_dict(True) == first
+            assert one.statuses == {c: v[:1] for c, v in batch.statuses.items()}
+            feast = one.to_feast_json()
+            assert [r["values"][0] for r in feast["results"]] == [
+                r["values"][0] for r in batch.to_feast_json()["results"]
+            ]
+
+    same(1001)  # present
+    same(42)  # unknown
+    view.ttl = dt.timedelta(minutes=30)
+    store.apply([view])
+    same(1001)  # expired
+    assert store.get_online_features(refs, [{"driver_id": 1001}]).statuses["trips"] == [
+        "OUTSIDE_MAX_AGE"
+    ]
+    with pytest.raises(InvalidInput):
+        store.get_online_features(refs, [{"driver_id": "1001x"}])  # the general path's error
+
+
 def test_ttl_is_enforced_at_read(
     online_uri: str, make_store: Any, driver_repo: dict[str, Any], driver_rows: Any
 ) -> None:

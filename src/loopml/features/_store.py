@@ -130,14 +130,12 @@ class OnlineResponse:
     def _statuses(self, j: int) -> list[str]:
         states, _ = self._states[j]
         vals = self._values[j]
-        out = []
-        for i, v in enumerate(vals):
-            state = _PRESENT if states is None else states[i]
-            if state != _PRESENT:
-                out.append(_STATUS[state])
-            else:
-                out.append("NULL_VALUE" if v is None else "PRESENT")
-        return out
+        if states is None:
+            return ["PRESENT" if v is not None else "NULL_VALUE" for v in vals]
+        return [
+            ("PRESENT" if v is not None else "NULL_VALUE") if s == _PRESENT else _STATUS[s]
+            for s, v in zip(states, vals, strict=True)
+        ]
 
     @property
     def statuses(self) -> dict[str, list[str]]:
@@ -155,16 +153,23 @@ class OnlineResponse:
                     "event_timestamps": ["1970-01-01T00:00:00Z"] * len(vals),
                 }
             )
+        iso: dict[int, str] = {}  # features of one view share their timestamps
+
+        def text(us: int) -> str:
+            out = iso.get(us)
+            if out is None:
+                out = iso[us] = _iso(us)
+            return out
+
         for j, vals in enumerate(self._values):
             states, stamps = self._states[j]
+            if states is not None:
+                stamps = [0 if st == _MISSING else s for st, s in zip(states, stamps, strict=True)]
             results.append(
                 {
                     "values": vals,
                     "statuses": self._statuses(j),
-                    "event_timestamps": [
-                        _iso(0 if states is not None and states[i] == _MISSING else s)
-                        for i, s in enumerate(stamps)
-                    ],
+                    "event_timestamps": [text(s) for s in stamps],
                 }
             )
         return {
@@ -237,12 +242,52 @@ class _OnlinePlan:
             and len(self.views) == 1
             and [(self.views[0][0], f) for f in self.views[0][1]] == resolved.output
         )
+        # ... and keyed by one Int64 or String column: one entity row is answered in one step
+        self.single: tuple[str, bool, int | None, Any] | None = None
+        if self.direct and len(self.keys) == 1 and self.wanted == self.keys:
+            kind = self.key_types[self.keys[0]].name
+            if kind in ("Int64", "String"):
+                _, _, _, ttl_us, read = self.views[0]
+                self.single = (self.keys[0], kind == "Int64", ttl_us, read)
 
 
 def _from_us(value: Any) -> Any:
     if value is None:
         return None
     return _EPOCH + dt.timedelta(microseconds=int(value))
+
+
+def _one_row(plan: _OnlinePlan, rows: Any) -> OnlineResponse | None:
+    """The answer for one plain entity row (``[{key: value}]`` or ``{key: [value]}``) of a
+    ``single`` plan, or None for the general path (which also says what is wrong)."""
+    assert plan.single is not None
+    name, is_int, ttl_us, read = plan.single
+    kind = type(rows)
+    try:
+        if kind is list and len(rows) == 1:
+            value = rows[0][name]
+        elif kind is dict and len(rows) == 1:
+            [value] = rows[name]
+        else:
+            return None
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    if is_int:
+        if type(value) is not int or not _INT64[0] <= value <= _INT64[1]:
+            return None
+    elif type(value) is not str:
+        return None
+    row = read([value])[0]
+    n = len(plan.names)
+    if row is None:
+        return OnlineResponse({name: [value]}, plan.names, [[None]] * n, [([_MISSING], [0])] * n)
+    if ttl_us is not None and row[1] < time.time_ns() // 1000 - ttl_us:
+        return OnlineResponse(
+            {name: [value]}, plan.names, [[None]] * n, [([_EXPIRED], [row[1]])] * n
+        )
+    return OnlineResponse(
+        {name: [value]}, plan.names, [[v] for v in row[2:]], [(None, [row[1]])] * n
+    )
 
 
 def _timestamp(value: Any, field: str) -> Any:
@@ -670,6 +715,10 @@ class FeatureStore(FeatureStoreBase):
     ) -> OnlineResponse:
         """The latest values for each entity row (a list of dicts or a dict of lists)."""
         plan = self._online_plan(features, full_feature_names)
+        if plan.single is not None:
+            one = _one_row(plan, entity_rows)
+            if one is not None:
+                return one
         columns = self._entity_columns(plan, entity_rows)
         n = len(columns[plan.wanted[0]]) if plan.wanted else 0
         got: dict[tuple[str, str], tuple[list[Any], tuple[list[int] | None, list[int]]]] = {}

@@ -113,7 +113,8 @@ class BodyTimeout:
             if complete:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.seconds)
+                async with asyncio.timeout(self.seconds):  # no task per message, as wait_for
+                    message = await receive()
             except TimeoutError:
                 raise BodyStalled from None
             if message["type"] != "http.request" or not message.get("more_body", False):
