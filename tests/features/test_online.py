@@ -87,6 +87,12 @@ def test_one_entity_row_is_answered_as_in_a_batch(
 
     same(1001)  # present
     same(42)  # unknown
+    missing = store.get_online_features(refs, [{"driver_id": 42}]).to_dict()
+    missing["trips"][0] = 1
+    assert missing["conv_rate"] == [None]  # each feature its own list
+    for column in (b"a", {5}, "5"):  # not a list: the general path's error
+        with pytest.raises(InvalidInput, match="must be a list"):
+            store.get_online_features(refs, {"driver_id": column})
     view.ttl = dt.timedelta(minutes=30)
     store.apply([view])
     same(1001)  # expired

@@ -289,7 +289,7 @@ def test_typed_values_and_helpers_match_the_local_store(
     def kinds(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return {
             "kinds": [
-                f"{type(a).__name__}/{type(s).__name__}"
+                f"{type(a).__name__}/{a.tzinfo is not None}/{type(s).__name__}"
                 for a, s in zip(inputs["at"], inputs["seen"], strict=True)
             ]
         }
@@ -298,12 +298,13 @@ def test_typed_values_and_helpers_match_the_local_store(
     remote.materialize(NOW - pd.Timedelta(days=1), NOW)
     rows = [
         {"driver_id": 1, "at": NOW.to_pydatetime()},
-        {"driver_id": 3, "at": NOW.to_pydatetime()},
+        {"driver_id": 3, "at": NOW.tz_localize(None).to_pydatetime()},  # naive stays naive
     ]
     features = ["typed:seen", "typed:blob", "kinds:kinds"]
     got = remote.get_online_features(features, rows).to_dict()
     assert got == local.get_online_features(features, rows).to_dict()
-    assert got["blob"] == [b"\x00\xff", None] and got["kinds"][0] == "datetime/datetime"
+    assert got["blob"] == [b"\x00\xff", None]
+    assert got["kinds"] == ["datetime/True/datetime", "datetime/False/NoneType"]
     # the helpers that take a store take a remote one
     assert [v["version"] for v in remote.versions("feature_view", "typed")] == [1]
     assert describe_view(remote, "typed")["name"] == "typed"
@@ -356,3 +357,56 @@ def test_a_registry_change_is_seen_through_another_server_at_once(
     finally:
         a.close()
         b.close()
+
+
+def test_the_server_names_keys_and_value_types(
+    stores: tuple[Any, FeatureStore, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A feature named like a join key, and a type changed behind a stale client's back: the
+    server's answer says which columns are keys and how to read the values."""
+    from loopml.features import Bytes, Int64
+
+    remote, local, repo = stores
+    remote.registry_ttl_seconds = 3600.0
+    path = tmp_path / "orders.parquet"
+    pd.DataFrame(
+        {
+            "order_id": [7],
+            "event_timestamp": [NOW - pd.Timedelta(hours=1)],
+            "driver_id": [1001],
+            "note": ["AP8="],
+        }
+    ).to_parquet(path)
+    order = Entity(name="order", join_keys=["order_id"])
+
+    def orders(note_type: Any) -> FeatureView:
+        return FeatureView(
+            name="orders",
+            entities=[order],
+            schema=[Field(name="driver_id", dtype=Int64), Field(name="note", dtype=note_type)],
+            source=FileSource(path=str(path), timestamp_field="event_timestamp"),
+        )
+
+    remote.apply([repo["driver"], repo["view"], order, orders(String)])
+    remote.materialize(NOW - pd.Timedelta(days=1), NOW)
+    rows = [{"order_id": 7, "driver_id": 1001}]
+    refs = ["orders:driver_id", "driver_stats:trips"]
+    got, want = remote.get_online_features(refs, rows), local.get_online_features(refs, rows)
+    assert got.feature_names == want.feature_names == ["driver_id", "trips"]
+    assert got.statuses == want.statuses and got.to_dict(True) == want.to_dict(True)
+    other = RemoteFeatureStore(remote.base_url)  # changes the note to Bytes
+    pd.DataFrame(
+        {
+            "order_id": [7],
+            "event_timestamp": [NOW - pd.Timedelta(hours=1)],
+            "driver_id": [1001],
+            "note": [b"\x00\xff"],
+        }
+    ).to_parquet(path)
+    other.apply([orders(Bytes)])
+    other.materialize(NOW - pd.Timedelta(days=1), NOW, ["orders"])
+    other.close()
+    assert remote.get_online_features(["orders:note"], [{"order_id": 7}]).to_dict() == {
+        "order_id": [7],
+        "note": [b"\x00\xff"],
+    }

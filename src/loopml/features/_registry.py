@@ -159,6 +159,7 @@ class Catalog:
 
     def __init__(self, rows: Iterable[tuple[str, str, int, dict[str, Any]]], stamp: Any) -> None:
         self.stamp = stamp
+        self.cache: dict[Any, Any] = {}  # what a store derives from this catalog (online plans)
         self.versions: dict[tuple[str, str], int] = {}
         self.specs: dict[tuple[str, str], dict[str, Any]] = {}
         self.entities: dict[str, Entity] = {}

@@ -19,11 +19,10 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from loopml.errors import InvalidInput, LoopmlError
+from loopml.errors import InvalidInput
 from loopml.features._definitions import FeatureService, kind_of
 from loopml.features._materialize import MaterializeResult
 from loopml.features._offline import TrainingSet, entity_table
-from loopml.features._refs import resolve
 from loopml.features._registry import Catalog, Plan, PlanItem
 from loopml.features._skew import SkewReport
 from loopml.features._store import FeatureStoreBase, OnlineResponse, to_utc_us
@@ -245,32 +244,10 @@ class RemoteFeatureStore(RestRoutes, FeatureStoreBase):
         body["entities"] = _entity_columns(entity_rows, list(self.entity_key_types(features)))
         body["full_feature_names"] = full_feature_names
         data = self._http.request("POST", f"{_BASE}/online", body=body)
-        names = data["metadata"]["feature_names"]
-        n_keys = 0  # the answer starts with the join keys, all among the columns sent
-        while n_keys < len(names) and names[n_keys] in body["entities"]:
-            n_keys += 1
-        response = OnlineResponse.from_feast_json(data, n_keys)
-        response.decode(self._value_types(features, full_feature_names))
+        meta = data["metadata"]
+        response = OnlineResponse.from_feast_json(data, len(meta["join_keys"]))
+        response.decode(meta.get("value_types") or {})
         return response
-
-    def _value_types(self, features: Any, full: bool) -> dict[str, str]:
-        """The type name of each answered feature that JSON cannot carry as is."""
-        catalog = self.catalog
-        try:
-            resolved = resolve(catalog, features)
-        except LoopmlError:
-            return {}
-        out = {}
-        for (view, feature), name in zip(resolved.output, resolved.names(full), strict=True):
-            fields = (
-                catalog.views[view].features
-                if view in catalog.views
-                else catalog.odfvs[view].schema
-            )
-            for f in fields:
-                if f.name == feature and f.type.name in ("UnixTimestamp", "Bytes"):
-                    out[name] = f.type.name
-        return out
 
     def push(self, feature_view: str, df: Any, *, to: str = "online_and_offline") -> int:
         """Write fresh rows of a view online and to its offline data, on the server."""
@@ -353,9 +330,11 @@ def _entity_columns(rows: Any, wanted: list[str]) -> dict[str, list[Any]]:
 
 def _plain(value: Any) -> Any:
     """A value as JSON can carry it: NumPy scalars as Python ones, missing values as null,
-    timestamps as ISO 8601."""
+    timestamps as ISO 8601 (naive ones without an offset, so they arrive naive)."""
+    if value is pd.NaT:
+        return None
     if isinstance(value, pd.Timestamp):
-        return None if value is pd.NaT else value.isoformat()
+        value = value.to_pydatetime()
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):

@@ -110,6 +110,11 @@ class OnlineResponse:
         return pd.DataFrame(self.to_dict(include_event_timestamps))
 
     @property
+    def join_keys(self) -> list[str]:
+        """The entity key columns, which come first."""
+        return list(self._keys)
+
+    @property
     def feature_names(self) -> list[str]:
         """The answered features' column names, in the order asked for."""
         return list(self._names)
@@ -242,6 +247,16 @@ class _OnlinePlan:
             and len(self.views) == 1
             and [(self.views[0][0], f) for f in self.views[0][1]] == resolved.output
         )
+        # the answered features JSON cannot carry as they are (a server names them)
+        self.value_types: dict[str, str] = {}
+        for (view_name, f), name in zip(resolved.output, self.names, strict=True):
+            if view_name in catalog.views:
+                fields = catalog.views[view_name].features
+            else:
+                fields = catalog.odfvs[view_name].schema
+            kind = next((x.type.name for x in fields if x.name == f), "")
+            if kind in ("UnixTimestamp", "Bytes"):
+                self.value_types[name] = kind
         # ... and keyed by one Int64 or String column: one entity row is answered in one step
         self.single: tuple[str, bool, int | None, Any] | None = None
         if self.direct and len(self.keys) == 1 and self.wanted == self.keys:
@@ -267,7 +282,10 @@ def _one_row(plan: _OnlinePlan, rows: Any) -> OnlineResponse | None:
         if kind is list and len(rows) == 1:
             value = rows[0][name]
         elif kind is dict and len(rows) == 1:
-            [value] = rows[name]
+            column = rows[name]
+            if type(column) is not list or len(column) != 1:
+                return None
+            value = column[0]
         else:
             return None
     except (KeyError, TypeError, ValueError, IndexError):
@@ -280,21 +298,27 @@ def _one_row(plan: _OnlinePlan, rows: Any) -> OnlineResponse | None:
     row = read([value])[0]
     n = len(plan.names)
     if row is None:
-        return OnlineResponse({name: [value]}, plan.names, [[None]] * n, [([_MISSING], [0])] * n)
+        blank = [[None] for _ in range(n)]
+        return OnlineResponse({name: [value]}, plan.names, blank, [([_MISSING], [0])] * n)
     if ttl_us is not None and row[1] < time.time_ns() // 1000 - ttl_us:
-        return OnlineResponse(
-            {name: [value]}, plan.names, [[None]] * n, [([_EXPIRED], [row[1]])] * n
-        )
+        blank = [[None] for _ in range(n)]
+        return OnlineResponse({name: [value]}, plan.names, blank, [([_EXPIRED], [row[1]])] * n)
     return OnlineResponse(
         {name: [value]}, plan.names, [[v] for v in row[2:]], [(None, [row[1]])] * n
     )
 
 
 def _timestamp(value: Any, field: str) -> Any:
-    """A request field's ISO 8601 string as a UTC datetime (other values as they are)."""
+    """A request field's ISO 8601 string as the datetime it writes (naive stays naive, as a
+    naive datetime passed in would); other values as they are."""
     if not isinstance(value, str):
         return value
-    return _from_us(to_utc_us(value, f"request field {field!r}"))
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"request field {field!r}: {value!r} is not an ISO 8601 date-time"
+        ) from None
 
 
 def _to_bool(value: Any) -> Any:
@@ -486,7 +510,6 @@ class FeatureStore(FeatureStoreBase):
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._checked = 0.0
-        self._plans: dict[Any, _OnlinePlan] = {}
 
     # -- registry ----------------------------------------------------------------------------
     def _table(self, view: str) -> str:
@@ -502,7 +525,6 @@ class FeatureStore(FeatureStoreBase):
         with self._lock:
             if self._catalog is None or self.registry.stamp() != self._catalog.stamp:
                 self._catalog = self.registry.catalog()
-                self._plans = {}
                 self.online.invalidate()
             self._checked = time.monotonic()
             return self._catalog
@@ -697,7 +719,7 @@ class FeatureStore(FeatureStoreBase):
                 cache_key = (tuple(features), full)
             except TypeError:
                 raise InvalidInput("features must be a list of 'view:feature'") from None
-        plans = self._plans
+        plans = catalog.cache  # plans live and die with the catalog they were made from
         plan = plans.get(cache_key)
         if plan is None:
             plan = _OnlinePlan(self, catalog, resolve(catalog, features), full)
@@ -705,6 +727,13 @@ class FeatureStore(FeatureStoreBase):
                 plans.clear()
             plans[cache_key] = plan
         return plan
+
+    def online_value_types(
+        self, features: Sequence[str] | FeatureService | str, full_feature_names: bool = False
+    ) -> dict[str, str]:
+        """The answered features of an online read whose values JSON cannot carry as they are
+        (``UnixTimestamp``, ``Bytes``), by column name."""
+        return self._online_plan(features, full_feature_names).value_types
 
     def get_online_features(
         self,

@@ -120,7 +120,12 @@ def _online(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(entities, dict) or not entities:
         raise InvalidInput("'entities' must be an object of key names to lists of values")
     response = store.get_online_features(features, entities, full_feature_names=full)
-    return response.to_feast_json()
+    out = response.to_feast_json()
+    out["metadata"]["join_keys"] = response.join_keys  # (beyond Feast's body; clients may skip)
+    types = store.online_value_types(features, full)
+    if types:
+        out["metadata"]["value_types"] = types
+    return out
 
 
 @router.post("/online", openapi_extra={"requestBody": _ONLINE_BODY})
