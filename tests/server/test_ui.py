@@ -361,6 +361,47 @@ def test_traffic_promote_and_rollback_in_the_browser(site: dict, page: Any) -> N
     assert page.errors == [] or all("4" in e for e in page.errors)
 
 
+def test_stop_an_ab_test_and_queue_a_pipeline_run_in_the_browser(site: dict, page: Any) -> None:
+    from loopml.abtest import Experiment, SqlExperimentStore
+    from loopml.pipelines import SqlPipelineStore
+
+    tests = SqlExperimentStore(site["db"])
+    tests.create(
+        Experiment(
+            name="ui-stop",
+            variants={"control": 50, "treatment": 50},
+            metrics=[{"name": "converted", "kind": "binomial"}],
+        )
+    )
+    page.goto(site["url"] + "/#/abtests/ui-stop")
+    page.get_by_role("button", name="Stop test…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("reason").fill("enough data")
+    dialog.get_by_role("button", name="Stop test").click()
+    page.get_by_text("enough data").wait_for()  # the page shows the stop and its reason
+    stopped = tests.get("ui-stop")
+    assert stopped.status == "stopped" and stopped.stop_reason == "enough data"
+    assert page.get_by_role("button", name="Stop test…").count() == 0
+
+    runs = SqlPipelineStore(site["db"])
+    before = {r.run_id for r in runs.list_runs("churn-retrain")}
+    _open(page, site["url"] + "/#/pipelines", "Pipelines")
+    page.locator("table[aria-label=pipelines] tr", has_text="churn-retrain").get_by_role(
+        "button", name="Run…"
+    ).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("params (JSON)").fill("[1]")
+    dialog.get_by_role("button", name="Queue run").click()
+    dialog.get_by_role("alert").filter(has_text="JSON object").wait_for()  # nothing sent
+    assert {r.run_id for r in runs.list_runs("churn-retrain")} == before
+    dialog.get_by_label("params (JSON)").fill("{}")
+    dialog.get_by_role("button", name="Queue run").click()
+    page.get_by_role("status").filter(has_text="queued").wait_for()
+    [new] = [r for r in runs.list_runs("churn-retrain") if r.run_id not in before]
+    assert new.status == "QUEUED" and new.trigger == "api"
+    assert page.errors == [] or all("4" in e for e in page.errors)
+
+
 def test_sign_in_and_changes_with_the_session(server_factory: Any, chromium_browser: Any) -> None:
     from loopml.config import get_settings
     from loopml.server._identity import SqlIdentityStore

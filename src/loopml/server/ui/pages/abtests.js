@@ -1,9 +1,21 @@
 // A/B tests: each metric's lift with its interval, the frequentist, sequential and Bayesian
-// read-outs, the sample-ratio check and the verdict.
+// read-outs, the sample-ratio check and the verdict; a running test can be stopped.
 import {
-  html, useState, get, useApi, ErrorBox, Loading, Empty, Tabs, Chart, fmtTime, fmtNum, statusPill,
-  href, enc,
+  html, useState, get, post, useApi, ErrorBox, Loading, Empty, Tabs, Chart, Confirm, fmtTime,
+  fmtNum, statusPill, href, enc,
 } from "../lib.js";
+
+function StopTest({ name, onDone, onCancel }) {
+  const [reason, setReason] = useState("");
+  return html`<${Confirm} title=${`Stop ${name}`} label="Stop test" danger onCancel=${onCancel} onDone=${onDone}
+    action=${() => post(`abtests/${enc(name)}/stop`, { reason })}>
+    <p>Assignment ends and the analysis stops reading traffic at this moment. This cannot be undone.</p>
+    <div class="kv">
+      <label for="stop-reason">reason</label>
+      <input id="stop-reason" type="text" value=${reason} placeholder="why (kept with the test)" onInput=${(e) => setReason(e.target.value)} />
+    </div>
+  <//>`;
+}
 
 export function AbtestsPage() {
   const tests = useApi(() => get("abtests"), []);
@@ -60,6 +72,7 @@ function liftOption(rows) {
 export function AbtestPage({ name }) {
   const test = useApi(() => get("abtests/" + enc(name)), [name]);
   const [method, setMethod] = useState("");
+  const [stopping, setStopping] = useState(false);
   const analysis = useApi(() => get(`abtests/${enc(name)}/analysis${method ? "?method=" + method : ""}`), [name, method]);
   if (test.error) return html`<div><h1>${name}</h1><${ErrorBox} error=${test.error} /></div>`;
   if (!test.data) return html`<${Loading} what="the test" />`;
@@ -70,6 +83,9 @@ export function AbtestPage({ name }) {
     <div class="crumbs"><a href="#/abtests">A/B tests</a> /</div>
     <h1>${e.name} ${statusPill(e.status)}</h1>
     <div class="sub">${e.description}</div>
+    ${e.stopped_at ? null : html`<div class="actions"><button class="danger" onClick=${() => setStopping(true)}>Stop test…</button></div>`}
+    ${stopping ? html`<${StopTest} name=${e.name} onCancel=${() => setStopping(false)}
+      onDone=${() => { setStopping(false); test.reload(); analysis.reload(); }} />` : null}
     <div class="cards">
       <div class="card"><div class="k">control</div><div class="v">${e.control}</div></div>
       ${a ? Object.entries(a.variants).map(([v, n]) => html`<div class="card"><div class="k">${v} units</div><div class="v">${n}</div></div>`) : null}

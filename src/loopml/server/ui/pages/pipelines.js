@@ -1,9 +1,32 @@
 // Pipelines: runs (what started them, how they ended), a run's DAG with each step's status and
-// cache hits, and each step's log.
+// cache hits, and each step's log; a run can be queued for the scheduler.
 import {
-  html, useState, get, useApi, ErrorBox, Loading, Empty, Chart, fmtTime, fmtDuration, statusPill,
-  href, enc, shortId,
+  html, useState, get, post, useApi, ErrorBox, Loading, Empty, Chart, Confirm, fmtTime,
+  fmtDuration, statusPill, href, enc, shortId,
 } from "../lib.js";
+
+function QueueRun({ name, onDone, onCancel }) {
+  const [params, setParams] = useState("{}");
+  const action = () => {
+    let parsed;
+    try {
+      parsed = JSON.parse(params || "{}");
+    } catch {
+      throw new Error("params must be a JSON object");
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw new Error("params must be a JSON object");
+    }
+    return post(`pipelines/${enc(name)}/runs`, { params: parsed });
+  };
+  return html`<${Confirm} title=${`Run ${name}`} label="Queue run" onCancel=${onCancel} onDone=${onDone} action=${action}>
+    <p>The run waits in the queue until <span class="mono">loopml scheduler</span> starts it.</p>
+    <div class="kv">
+      <label for="run-params">params (JSON)</label>
+      <input id="run-params" type="text" class="mono" value=${params} onInput=${(e) => setParams(e.target.value)} />
+    </div>
+  <//>`;
+}
 
 const COLORS = { SUCCEEDED: "#16a34a", CACHED: "#0891b2", FAILED: "#dc2626", RUNNING: "#2563eb",
   SKIPPED: "#9ca3af", PENDING: "#cbd5e1", QUEUED: "#cbd5e1" };
@@ -11,16 +34,22 @@ const COLORS = { SUCCEEDED: "#16a34a", CACHED: "#0891b2", FAILED: "#dc2626", RUN
 export function PipelinesPage() {
   const pipelines = useApi(() => get("pipelines"), []);
   const runs = useApi(() => get("pipeline-runs?limit=200"), []);
+  const [queueing, setQueueing] = useState(null);
+  const [notice, setNotice] = useState("");
   return html`<div>
     <h1>Pipelines</h1>
     <div class="sub">Registered pipelines and their runs, whether started by hand, on a schedule or by an alert.</div>
     <${ErrorBox} error=${pipelines.error || runs.error} />
+    ${notice ? html`<div class="ok" role="status">${notice}</div>` : null}
+    ${queueing ? html`<${QueueRun} name=${queueing} onCancel=${() => setQueueing(null)}
+      onDone=${(r) => { setQueueing(null); setNotice(`Run ${shortId(r.run.run_id)} of ${r.run.pipeline} queued`); runs.reload(); }} />` : null}
     ${pipelines.data && !pipelines.data.pipelines.length ? html`<${Empty}>No pipeline is registered.<//>` : null}
     ${pipelines.data && pipelines.data.pipelines.length ? html`<div class="tablewrap"><table class="t" aria-label="pipelines">
-      <thead><tr><th>Pipeline</th><th>Steps</th><th>Target</th><th>Description</th></tr></thead>
+      <thead><tr><th>Pipeline</th><th>Steps</th><th>Target</th><th>Description</th><th></th></tr></thead>
       <tbody>${pipelines.data.pipelines.map((p) => html`<tr><td>${p.name}</td>
         <td>${p.dag ? p.dag.steps.map((s) => s.name).join(" → ") : ""}</td><td class="mono">${p.target}</td>
-        <td class="wrap">${p.description}</td></tr>`)}</tbody></table></div>` : null}
+        <td class="wrap">${p.description}</td>
+        <td><button onClick=${() => setQueueing(p.name)}>Run…</button></td></tr>`)}</tbody></table></div>` : null}
     <h2>Runs</h2>
     ${runs.loading && !runs.data ? html`<${Loading} />` : null}
     ${runs.data && !runs.data.runs.length ? html`<${Empty}>No pipeline has run yet.<//>` : null}
