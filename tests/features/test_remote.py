@@ -329,6 +329,8 @@ def test_bad_frames_are_typed_errors_both_ways(
     for store in (remote, local):
         with pytest.raises(InvalidInput, match="more than one column named 'driver_id'"):
             store.get_historical_features(twice, ["driver_stats:trips"]).to_df()
+        with pytest.raises(InvalidInput, match="pushed rows has more than one column"):
+            store.push("driver_stats", twice)
         with pytest.raises(InvalidInput, match="__loopml_row"):
             store.get_historical_features(
                 pd.DataFrame({"driver_id": [1], "event_timestamp": [NOW], "__loopml_row": [0]}),

@@ -9,6 +9,7 @@ or CSV files; no source is loaded into pandas.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,25 +27,27 @@ from loopml.features._refs import Resolved
 from loopml.features._registry import Catalog
 from loopml.features._sources import connect, quote, source_sql
 
-__all__ = ["RetrievalJob", "TrainingSet", "entity_table"]
+__all__ = ["RetrievalJob", "TrainingSet", "entity_table", "unique_columns"]
 
 ROW = "__loopml_row"
 ETS = "__loopml_ets"
+
+
+def unique_columns(names: Sequence[Any], what: str) -> None:
+    """``InvalidInput`` if a column name appears twice (no join could tell them apart)."""
+    twice = sorted(str(n) for n, k in Counter(names).items() if k > 1)
+    if twice:
+        raise InvalidInput(f"{what} has more than one column named {twice[0]!r}")
 
 
 def entity_table(entity_df: Any, what: str = "entity_df") -> pa.Table:
     """Rows as an Arrow table (a DataFrame, an Arrow table or a Parquet path); errors name
     ``what``."""
     if isinstance(entity_df, pa.Table):
-        names = entity_df.column_names
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise InvalidInput(f"{what} has more than one column named {twice[0]!r}")
+        unique_columns(entity_df.column_names, what)
         return entity_df
     if isinstance(entity_df, pd.DataFrame):
-        twice = sorted({str(n) for n in entity_df.columns[entity_df.columns.duplicated()]})
-        if twice:
-            raise InvalidInput(f"{what} has more than one column named {twice[0]!r}")
+        unique_columns(list(entity_df.columns), what)
         try:
             return pa.Table.from_pandas(entity_df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

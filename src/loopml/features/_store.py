@@ -33,7 +33,7 @@ from loopml.features._materialize import (
     materialize_view,
 )
 from loopml.features._odfv import input_names, run_odfv
-from loopml.features._offline import RetrievalJob
+from loopml.features._offline import RetrievalJob, unique_columns
 from loopml.features._online import OnlineStore, open_online_store
 from loopml.features._refs import Resolved, resolve
 from loopml.features._registry import Catalog, Plan, SqlFeatureRegistry
@@ -43,13 +43,18 @@ __all__ = ["FeatureStore", "FeatureStoreBase", "OnlineResponse", "to_utc_us"]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def _parse_iso(text: str, what: str) -> dt.datetime:
+    """An ISO 8601 date-time (``Z`` for UTC) as written: naive stays naive."""
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{what} {text!r} is not an ISO 8601 date-time") from None
+
+
 def to_utc_us(value: Any, what: str) -> int:
     """A datetime (naive means UTC), pandas Timestamp or ISO string as µs since the epoch."""
     if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput(f"{what} {value!r} is not an ISO 8601 date-time") from None
+        value = _parse_iso(value, what)
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
@@ -79,7 +84,7 @@ class OnlineResponse:
     """Online feature values, column-major as in Feast: join keys first, then features in the
     order requested. Statuses and timestamps are worked out only when asked for."""
 
-    __slots__ = ("_keys", "_names", "_states", "_values")
+    __slots__ = ("_keys", "_names", "_states", "_values", "value_types")
 
     def __init__(
         self,
@@ -92,6 +97,8 @@ class OnlineResponse:
         self._names = names
         self._values = values
         self._states = states  # per feature: (row states or None when all present, timestamps)
+        # answered features whose values JSON cannot carry as they are: UnixTimestamp, Bytes
+        self.value_types: Mapping[str, str] = {}
 
     def to_dict(self, include_event_timestamps: bool = False) -> dict[str, list[Any]]:
         """``{column: [value per entity row]}``; unknown entities give None."""
@@ -313,12 +320,7 @@ def _timestamp(value: Any, field: str) -> Any:
     naive datetime passed in would); other values as they are."""
     if not isinstance(value, str):
         return value
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            f"request field {field!r}: {value!r} is not an ISO 8601 date-time"
-        ) from None
+    return _parse_iso(value, f"request field {field!r}:")
 
 
 def _to_bool(value: Any) -> Any:
@@ -728,13 +730,6 @@ class FeatureStore(FeatureStoreBase):
             plans[cache_key] = plan
         return plan
 
-    def online_value_types(
-        self, features: Sequence[str] | FeatureService | str, full_feature_names: bool = False
-    ) -> dict[str, str]:
-        """The answered features of an online read whose values JSON cannot carry as they are
-        (``UnixTimestamp``, ``Bytes``), by column name."""
-        return self._online_plan(features, full_feature_names).value_types
-
     def get_online_features(
         self,
         features: Sequence[str] | FeatureService | str,
@@ -744,10 +739,13 @@ class FeatureStore(FeatureStoreBase):
     ) -> OnlineResponse:
         """The latest values for each entity row (a list of dicts or a dict of lists)."""
         plan = self._online_plan(features, full_feature_names)
-        if plan.single is not None:
-            one = _one_row(plan, entity_rows)
-            if one is not None:
-                return one
+        response = _one_row(plan, entity_rows) if plan.single is not None else None
+        if response is None:
+            response = self._read_online(plan, entity_rows)
+        response.value_types = plan.value_types
+        return response
+
+    def _read_online(self, plan: _OnlinePlan, entity_rows: Any) -> OnlineResponse:
         columns = self._entity_columns(plan, entity_rows)
         n = len(columns[plan.wanted[0]]) if plan.wanted else 0
         got: dict[tuple[str, str], tuple[list[Any], tuple[list[int] | None, list[int]]]] = {}
@@ -889,8 +887,10 @@ class FeatureStore(FeatureStoreBase):
         created = source.created_timestamp_column
         try:
             if isinstance(df, pd.DataFrame):
+                unique_columns(list(df.columns), "pushed rows")
                 table = pa.Table.from_pandas(df, preserve_index=False)
             elif isinstance(df, pa.Table):
+                unique_columns(df.column_names, "pushed rows")
                 table = df
             else:
                 raise InvalidInput("push needs a pandas DataFrame or an Arrow table")

@@ -122,9 +122,8 @@ def _online(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
     response = store.get_online_features(features, entities, full_feature_names=full)
     out = response.to_feast_json()
     out["metadata"]["join_keys"] = response.join_keys  # (beyond Feast's body; clients may skip)
-    types = store.online_value_types(features, full)
-    if types:
-        out["metadata"]["value_types"] = types
+    if response.value_types:
+        out["metadata"]["value_types"] = response.value_types
     return out
 
 
@@ -196,14 +195,9 @@ def _is_arrow(request: Request) -> bool:
 
 def _arrow_table(raw: bytes) -> pa.Table:
     try:
-        table = pa.ipc.open_stream(raw).read_all()
+        return pa.ipc.open_stream(raw).read_all()
     except (pa.ArrowInvalid, OSError):
         raise InvalidInput("the request body is not an Arrow IPC stream") from None
-    names = table.column_names
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise InvalidInput(f"the body has more than one column named {twice[0]!r}")
-    return table
 
 
 def _materialize(store: FeatureStore, body: dict[str, Any]) -> dict[str, Any]:
